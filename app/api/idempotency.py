@@ -1,0 +1,127 @@
+"""`Idempotency-Key` support: the first response to a key is stored and replayed.
+
+The key is claimed in its own committed row before the work runs, so two concurrent
+requests with one key cannot both do the work: the second gets 409 until the first ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Response, request
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import DomainError
+from app.extensions import db
+from app.models import IdempotencyRecord, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_KEY_LENGTH = 255
+
+
+def _request_fingerprint() -> str:
+    body = request.get_data(cache=True) or b""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True).encode() if body else b""
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(request.method.encode() + request.path.encode() + canonical).hexdigest()
+
+
+def run_idempotent(user: User, call: Callable[[], Response]) -> Response:
+    """Run `call` once per (user, Idempotency-Key); replay its response afterwards."""
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        return call()
+    if len(key) > MAX_KEY_LENGTH:
+        raise DomainError(
+            "The Idempotency-Key header must be at most 255 characters.",
+            code="validation_failed",
+            fields={"Idempotency-Key": "Too long."},
+        )
+    fingerprint = _request_fingerprint()
+    user_id = user.id
+    existing = db.session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+        )
+    )
+    if existing is None:
+        record = IdempotencyRecord(
+            user_id=user_id,
+            key=key,
+            method=request.method,
+            path=request.path,
+            request_hash=fingerprint,
+        )
+        db.session.add(record)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            existing = db.session.scalar(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+                )
+            )
+        else:
+            record_id = record.id
+            try:
+                response = call()
+            except Exception:
+                db.session.rollback()
+                _forget(record_id)
+                raise
+            if response.status_code >= 500:
+                _forget(record_id)
+                return response
+            stored = db.session.get(IdempotencyRecord, record_id)
+            if stored is not None:
+                stored.status_code = response.status_code
+                stored.response_body = response.get_data(as_text=True)
+                db.session.commit()
+            return response
+    assert existing is not None
+    if existing.request_hash != fingerprint:
+        raise DomainError(
+            "This Idempotency-Key was already used for a different request.",
+            code="idempotency_key_reused",
+            status=422,
+        )
+    if existing.status_code is None:
+        raise DomainError(
+            "A request with this Idempotency-Key is still being processed. Try again shortly.",
+            code="idempotency_in_progress",
+            status=409,
+        )
+    replay = Response(
+        existing.response_body, status=existing.status_code, mimetype="application/json"
+    )
+    replay.headers["Idempotent-Replayed"] = "true"
+    return replay
+
+
+def _forget(record_id: int) -> None:
+    db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+    db.session.commit()
+
+
+def idempotent(user_getter: Callable[[], User]) -> Callable[[F], F]:
+    """Decorator form for views outside `ApiBlueprint.operation`."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Response:
+            from app.api.core import _render
+
+            return run_idempotent(user_getter(), lambda: _render(view(*args, **kwargs), 200))
+
+        return cast(F, wrapped)
+
+    return decorator

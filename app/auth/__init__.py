@@ -1,0 +1,1 @@
+"""Sign-in, second factor, password reset, API tokens and account set-up."""

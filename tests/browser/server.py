@@ -1,0 +1,40 @@
+"""`python -m tests.browser.server PORT DB_PATH`: the real app on loopback for browser
+tests, with its own SQLite database migrated and seeded with the demo council."""
+
+from __future__ import annotations
+
+import sys
+
+from cryptography.fernet import Fernet
+from werkzeug.serving import make_server
+
+
+def main(port: int, db_path: str) -> None:
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.clock import utcnow
+    from app.demo import seed
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
+            "SECRET_KEY": "browser-test-secret-key-0123456789abcdef",
+            "PLAN_ENCRYPTION_KEYS": [Fernet.generate_key().decode()],
+            "PIN_HMAC_KEY": "browser-test-pin-key",
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    with app.app_context():
+        upgrade(revision="heads")
+        for _line in seed(now=utcnow(), password_method="pbkdf2:sha256:1000"):
+            pass
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2])

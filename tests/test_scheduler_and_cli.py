@@ -1,0 +1,149 @@
+"""CLI set-up commands, demo seeding, `flask jobs run`, and scheduler leadership."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Base, Council, Role, User
+from app.scheduler import JOBS, Leadership, build_scheduler
+
+
+def _cli(app: Flask, *args: str):  # type: ignore[no-untyped-def]
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def test_councils_and_users_create(app: Flask) -> None:
+    result = _cli(
+        app,
+        "councils",
+        "create",
+        "--slug",
+        "leeds",
+        "--name",
+        "Leeds City Council",
+        "--emergency-phone",
+        "+448000000000",
+    )
+    assert result.exit_code == 0, result.output
+    council_id = int(result.output.strip().splitlines()[-1])
+    assert db.session.get(Council, council_id).slug == "leeds"  # type: ignore[union-attr]
+    result = _cli(
+        app,
+        "users",
+        "create",
+        "--email",
+        "Nia@Example.org",
+        "--password",
+        "a-long-password",
+        "--role",
+        "carer",
+        "--role",
+        "representative",
+        "--council",
+        "leeds",
+        "--name",
+        "Nia",
+        "--phone",
+        "07911 123456",
+        "--postcode",
+        "LS6 2AB",
+        "--date-of-birth",
+        "2009-05-01",
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.get(User, int(result.output.strip().splitlines()[-1]))
+    assert user is not None
+    assert user.email == "nia@example.org"
+    assert user.roles == {Role.CARER, Role.REPRESENTATIVE}
+    assert user.phone == "+447911123456"
+    assert user.council_id == council_id
+
+
+def test_users_create_with_totp_secret_is_ready_for_the_api(app: Flask) -> None:
+    result = _cli(
+        app,
+        "users",
+        "create",
+        "--email",
+        "op@example.org",
+        "--password",
+        "a-long-password",
+        "--role",
+        "operator",
+        "--totp-secret",
+        "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.get(User, int(result.output.strip().splitlines()[-1]))
+    assert user is not None
+    assert user.totp_confirmed_at is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "carer", "--council", "nowhere"], "No council"),
+        (["--role", "carer", "--phone", "12"], "phone number"),
+        (["--role", "carer", "--date-of-birth", "01/02/2000"], "YYYY-MM-DD"),
+        (["--role", "wizard"], "Invalid value"),
+    ],
+)
+def test_users_create_rejects_bad_input_and_writes_nothing(
+    app: Flask, args: list[str], message: str
+) -> None:
+    result = _cli(
+        app, "users", "create", "--email", "x@example.org", "--password", "a-long-password", *args
+    )
+    assert result.exit_code != 0
+    assert message in result.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def _row_counts() -> dict[str, int]:
+    return {
+        table.name: db.session.scalar(select(func.count()).select_from(table)) or 0
+        for table in Base.metadata.sorted_tables
+    }
+
+
+def test_demo_seed_twice_changes_nothing(app: Flask) -> None:
+    first = _cli(app, "demo", "seed")
+    assert first.exit_code == 0, first.output
+    assert "carer@demo.example" in first.output
+    assert "demo-password-1" in first.output
+    counts = _row_counts()
+    assert counts["users"] >= 12
+    second = _cli(app, "demo", "seed")
+    assert second.exit_code == 0, second.output
+    assert _row_counts() == counts
+
+
+def test_jobs_run_and_list(app: Flask) -> None:
+    result = _cli(app, "jobs", "run", "deliver_outbox")
+    assert result.exit_code == 0, result.output
+    assert "deliver_outbox:" in result.output
+    assert "deliver_outbox" in _cli(app, "jobs", "list").output
+    unknown = _cli(app, "jobs", "run", "no-such-job")
+    assert unknown.exit_code != 0
+    assert "No job" in unknown.output
+
+
+def test_scheduler_knows_every_job(app: Flask) -> None:
+    scheduler = build_scheduler(app, blocking=False)
+    names = {entry[0].id for entry in scheduler._pending_jobs}
+    assert names == set(JOBS)
+
+
+def test_only_one_scheduler_leads_on_postgresql(app: Flask, postgres_only: None) -> None:
+    first, second = Leadership(app), Leadership(app)
+    try:
+        assert first.acquire() is True
+        assert second.acquire() is False
+        first.release()
+        assert second.acquire() is True
+    finally:
+        first.release()
+        second.release()
