@@ -1,0 +1,257 @@
+"""PIN lookup: the check digit first (no card is looked up for a mistyped PIN), then
+rate limits kept in the database (per operator, per caller number, and for the whole
+service), then the card; a hit opens (or returns) the incident. Every attempt, hit or
+miss, is audited: who, when, from where, and the incident it led to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from app import audit, outbox
+from app.extensions import db
+from app.models import Role, User, UserRole
+from emergency.models import Card, CardStatus, Incident, PinAttempt, PlanVersion
+from emergency.pins import check_pin_format, pin_hmac
+from emergency.services.errors import CardRevoked, InvalidPin, TooManyAttempts, UnknownPin
+from emergency.services.incidents import add_incident_event, open_incident_for_card
+from emergency.services.plans import current_version
+
+CHANNELS = ("console", "api", "phone")
+MISS_OUTCOMES = ("invalid", "unknown", "revoked")
+OPERATOR_MISS_LIMIT = 20  # misses in a row (since the operator's last hit) …
+CALLER_MISS_LIMIT = 5  # … or from one caller number …
+LOCKOUT = timedelta(minutes=15)  # … within this window lock that person out for it
+GLOBAL_MISS_LIMIT = 200  # misses across the whole service …
+GLOBAL_WINDOW = timedelta(minutes=10)  # … in this window suggest guessing: stop all lookups
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    card: Card
+    plan_version: PlanVersion
+    incident: Incident
+
+
+def _misses_since(where: list[object], since: datetime) -> list[datetime]:
+    return list(
+        db.session.scalars(
+            select(PinAttempt.created_at)
+            .where(*where, PinAttempt.outcome.in_(MISS_OUTCOMES), PinAttempt.created_at > since)  # type: ignore[arg-type]
+            .order_by(PinAttempt.created_at.desc())
+        )
+    )
+
+
+def _last_hit(where: list[object]) -> datetime | None:
+    return db.session.scalar(
+        select(func.max(PinAttempt.created_at)).where(*where, PinAttempt.outcome == "hit")  # type: ignore[arg-type]
+    )
+
+
+def _lock_remaining(where: list[object], limit: int, now: datetime) -> int | None:
+    """Seconds left of a lockout for this filter, or None when not locked."""
+    since = now - LOCKOUT
+    last_hit = _last_hit(where)
+    if last_hit is not None and last_hit > since:
+        since = last_hit
+    misses = _misses_since(where, since)
+    if len(misses) < limit:
+        return None
+    unlocks_at = misses[limit - 1] + LOCKOUT
+    return max(int((unlocks_at - now).total_seconds()) + 1, 1)
+
+
+def _check_limits(*, operator: User | None, caller_number: str | None, now: datetime) -> None:
+    global_misses = db.session.scalar(
+        select(func.count(PinAttempt.id)).where(
+            PinAttempt.outcome.in_(MISS_OUTCOMES), PinAttempt.created_at > now - GLOBAL_WINDOW
+        )
+    )
+    if (global_misses or 0) >= GLOBAL_MISS_LIMIT:
+        raise TooManyAttempts(
+            "Too many wrong PINs have been tried across the service. Lookups are paused for a "
+            "few minutes. Use the plan search with a supervisor if this is an emergency.",
+            retry_after=int(GLOBAL_WINDOW.total_seconds()),
+        )
+    checks: list[tuple[list[object], int, str]] = []
+    if operator is not None:
+        checks.append(([PinAttempt.operator_id == operator.id], OPERATOR_MISS_LIMIT, "operator"))
+    if caller_number:
+        checks.append(([PinAttempt.caller_number == caller_number], CALLER_MISS_LIMIT, "caller"))
+    for where, limit, _who in checks:
+        remaining = _lock_remaining(where, limit, now)
+        if remaining is not None:
+            raise TooManyAttempts(
+                "Too many wrong PINs in a row. Wait a few minutes, then try again, or ask a "
+                "supervisor to help.",
+                retry_after=remaining,
+            )
+
+
+def _alert_lockout(
+    *, operator: User | None, caller_number: str | None, council_id: int | None, now: datetime
+) -> None:
+    """Tell the council's officers and admins that someone was locked out."""
+    who = operator.name if operator else f"caller {caller_number}"
+    audit.record(
+        "emergency.lookup_lockout",
+        actor=operator,
+        council_id=council_id,
+        details={"caller_number": caller_number},
+    )
+    if council_id is None:
+        return
+    staff = db.session.scalars(
+        select(User)
+        .join(UserRole)
+        .where(
+            User.council_id == council_id,
+            UserRole.role.in_([Role.COUNCIL_OFFICER, Role.ADMIN]),
+        )
+        .distinct()
+    )
+    stamp = now.strftime("%Y%m%d%H%M")
+    for person in staff:
+        outbox.enqueue(
+            "email",
+            recipient=person.email,
+            payload={
+                "subject": "Emergency line: PIN lookups locked after repeated wrong PINs",
+                "body": f"{who} entered too many wrong PINs in a row and is locked out for "
+                f"{int(LOCKOUT.total_seconds() // 60)} minutes. Check the audit log.",
+            },
+            council_id=council_id,
+            dedupe_key=f"pin-lockout-{operator.id if operator else caller_number}-{person.id}-{stamp}",
+        )
+
+
+def _record_miss(
+    outcome: str,
+    *,
+    channel: str,
+    operator: User | None,
+    caller_number: str | None,
+    ip_address: str | None,
+    council_id: int | None,
+    card: Card | None,
+    now: datetime,
+) -> None:
+    db.session.add(
+        PinAttempt(
+            council_id=council_id,
+            operator_id=operator.id if operator else None,
+            caller_number=caller_number,
+            ip_address=ip_address,
+            channel=channel,
+            outcome=outcome,
+            created_at=now,
+        )
+    )
+    audit.record(
+        "emergency.pin_lookup_miss",
+        actor=operator,
+        council_id=council_id,
+        subject=card,
+        subject_type="Card" if card else None,
+        ip_address=ip_address,
+        reason=outcome,
+        details={"channel": channel, "caller_number": caller_number, "outcome": outcome},
+    )
+    db.session.flush()
+    locked_now = False
+    if operator is not None and _lock_remaining(
+        [PinAttempt.operator_id == operator.id], OPERATOR_MISS_LIMIT, now
+    ):
+        locked_now = True
+    if caller_number and _lock_remaining(
+        [PinAttempt.caller_number == caller_number], CALLER_MISS_LIMIT, now
+    ):
+        locked_now = True
+    if locked_now:
+        _alert_lockout(
+            operator=operator, caller_number=caller_number, council_id=council_id, now=now
+        )
+    db.session.commit()
+
+
+def lookup_pin(
+    pin: str,
+    *,
+    channel: str,
+    operator: User | None,
+    caller_number: str | None,
+    ip_address: str | None,
+    pin_key: str,
+    now: datetime,
+) -> LookupResult:
+    """Find the plan behind a PIN and open (or return) its incident.
+
+    Raises TooManyAttempts (429) while locked out, InvalidPin (422) when the check digit
+    fails — before any card is looked up —, UnknownPin (404), CardRevoked (410)."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    council_id = operator.council_id if operator else None
+    _check_limits(operator=operator, caller_number=caller_number, now=now)
+    miss = {
+        "channel": channel,
+        "operator": operator,
+        "caller_number": caller_number,
+        "ip_address": ip_address,
+        "now": now,
+    }
+    if not check_pin_format(pin):
+        _record_miss("invalid", council_id=council_id, card=None, **miss)  # type: ignore[arg-type]
+        raise InvalidPin(
+            "That PIN does not look right: a digit may be mistyped or two swapped. "
+            "Ask the caller to read it again, slowly."
+        )
+    card = db.session.scalar(select(Card).where(Card.pin_hmac == pin_hmac(pin, pin_key)))
+    if card is None:
+        _record_miss("unknown", council_id=council_id, card=None, **miss)  # type: ignore[arg-type]
+        raise UnknownPin("No card has that PIN. Check it with the caller.")
+    if card.status is not CardStatus.LIVE:
+        _record_miss("revoked", council_id=card.council_id, card=card, **miss)  # type: ignore[arg-type]
+        raise CardRevoked(
+            "This card has been cancelled. Ask the caller for the carer's name and address, "
+            "and call the council's duty team."
+        )
+    if operator is not None and operator.council_id not in (None, card.council_id):
+        # Another council's card: treat as unknown so PINs of other schemes don't leak.
+        _record_miss("unknown", council_id=council_id, card=None, **miss)  # type: ignore[arg-type]
+        raise UnknownPin("No card has that PIN. Check it with the caller.")
+    incident = open_incident_for_card(card, source=channel, operator=operator, now=now)
+    db.session.add(
+        PinAttempt(
+            council_id=card.council_id,
+            operator_id=operator.id if operator else None,
+            caller_number=caller_number,
+            ip_address=ip_address,
+            channel=channel,
+            outcome="hit",
+            created_at=now,
+        )
+    )
+    audit.record(
+        "emergency.pin_lookup_hit",
+        actor=operator,
+        council_id=card.council_id,
+        subject=card,
+        ip_address=ip_address,
+        reason=f"incident {incident.id}",
+        details={"channel": channel, "caller_number": caller_number, "incident_id": incident.id},
+    )
+    add_incident_event(
+        incident,
+        kind="lookup",
+        text=f"Plan found by PIN ({channel}).",
+        actor=operator,
+        now=now,
+        details={"caller_number": caller_number},
+        commit=False,
+    )
+    version = current_version(incident.plan)
+    db.session.commit()
+    return LookupResult(card=card, plan_version=version, incident=incident)

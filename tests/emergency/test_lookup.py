@@ -1,0 +1,183 @@
+"""PIN lookup: hits open an incident, revoked and unknown cards, the lockout after
+repeated misses (counted in the database), and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditEntry, OutboxMessage
+from emergency import services
+from emergency.models import IncidentStatus
+from emergency.pins import damm_digit
+from tests.emergency.factories import make_card, make_plan, make_scene, pin_key
+from tests.helpers import bearer, error_of
+
+
+def _valid_unknown_pins(count: int, avoid: str) -> list[str]:
+    pins = []
+    n = 1000000
+    while len(pins) < count:
+        body = f"{n:07d}"
+        pin = body + str(damm_digit(body))
+        if pin != avoid:
+            pins.append(pin)
+        n += 1
+    return pins
+
+
+def test_lookup_opens_incident_and_returns_it_again(now: datetime) -> None:
+    scene = make_scene()
+    plan = make_plan(scene, now=now)
+    issued = make_card(scene, plan, now=now)
+    kwargs = dict(
+        channel="console",
+        operator=scene.operator,
+        caller_number=None,
+        ip_address="10.1.1.1",
+        pin_key=pin_key(),
+    )
+    first = services.lookup_pin(issued.pin, now=now, **kwargs)  # type: ignore[arg-type]
+    assert first.incident.status is IncidentStatus.OPEN
+    assert first.incident.plan_id == plan.id
+    assert first.incident.card_id == issued.card.id
+    assert first.incident.source == "console"
+    assert first.plan_version.number == 1
+    again = services.lookup_pin(issued.pin[:4] + " " + issued.pin[4:], now=now, **kwargs)  # type: ignore[arg-type]
+    assert again.incident.id == first.incident.id
+    hits = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "emergency.pin_lookup_hit")
+    ).all()
+    assert len(hits) == 2
+    assert hits[0].actor_id == scene.operator.id
+    assert hits[0].ip_address == "10.1.1.1"
+    assert hits[0].reason == f"incident {first.incident.id}"
+
+
+def test_revoked_card_gives_card_revoked(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    services.revoke_card(issued.card, by=scene.writer, now=now)
+    response = client.post(
+        "/api/v1/emergency/lookup", json={"pin": issued.pin}, headers=bearer(scene.operator)
+    )
+    assert response.status_code == 410
+    assert error_of(response)["code"] == "card_revoked"
+
+
+def test_reissue_revokes_old_card_and_lost_card_stops_working(now: datetime) -> None:
+    scene = make_scene()
+    plan = make_plan(scene, now=now)
+    old = make_card(scene, plan, now=now)
+    new = make_card(scene, plan, now=now)
+    assert old.card.status.value == "revoked"
+    assert new.pin != old.pin
+    with pytest.raises(services.CardRevoked):
+        services.lookup_pin(
+            old.pin,
+            channel="api",
+            operator=scene.operator,
+            caller_number=None,
+            ip_address=None,
+            pin_key=pin_key(),
+            now=now,
+        )
+    services.report_card_lost(new.card, by=scene.writer, now=now)
+    assert new.card.status.value == "lost"
+    with pytest.raises(services.CardRevoked):
+        services.lookup_pin(
+            new.pin,
+            channel="api",
+            operator=scene.operator,
+            caller_number=None,
+            ip_address=None,
+            pin_key=pin_key(),
+            now=now,
+        )
+
+
+def test_unknown_pin_is_404(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    [pin] = _valid_unknown_pins(1, avoid="")
+    response = client.post(
+        "/api/v1/emergency/lookup", json={"pin": pin}, headers=bearer(scene.operator)
+    )
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "unknown_pin"
+    miss = db.session.scalar(
+        select(AuditEntry).where(AuditEntry.action == "emergency.pin_lookup_miss")
+    )
+    assert miss is not None
+    assert miss.actor_id == scene.operator.id
+    assert miss.reason == "unknown"
+
+
+def test_twenty_wrong_pins_lock_the_operator_out(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    headers = bearer(scene.operator)
+    for pin in _valid_unknown_pins(20, avoid=issued.pin):
+        response = client.post("/api/v1/emergency/lookup", json={"pin": pin}, headers=headers)
+        assert response.status_code == 404
+    # Now even the right PIN is refused until the lockout ends.
+    response = client.post("/api/v1/emergency/lookup", json={"pin": issued.pin}, headers=headers)
+    assert response.status_code == 429
+    assert error_of(response)["code"] == "too_many_attempts"
+    assert 0 < int(response.headers["Retry-After"]) <= 15 * 60 + 1
+    # The council's officer was alerted, and another operator is not locked out.
+    alert = db.session.scalar(
+        select(OutboxMessage).where(OutboxMessage.recipient == scene.officer.email)
+    )
+    assert alert is not None
+    assert "locked" in alert.payload["subject"]
+    other = services.lookup_pin(
+        issued.pin,
+        channel="api",
+        operator=scene.writer,
+        caller_number=None,
+        ip_address=None,
+        pin_key=pin_key(),
+        now=datetime.now(now.tzinfo),
+    )
+    assert other.card.id == issued.card.id
+
+
+def test_lockout_ends_after_fifteen_minutes(now: datetime) -> None:
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    kwargs = dict(
+        channel="console",
+        operator=scene.operator,
+        caller_number=None,
+        ip_address=None,
+        pin_key=pin_key(),
+    )
+    for pin in _valid_unknown_pins(20, avoid=issued.pin):
+        with pytest.raises(services.UnknownPin):
+            services.lookup_pin(pin, now=now, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(services.TooManyAttempts):
+        services.lookup_pin(issued.pin, now=now + timedelta(minutes=14), **kwargs)  # type: ignore[arg-type]
+    result = services.lookup_pin(issued.pin, now=now + timedelta(minutes=16), **kwargs)  # type: ignore[arg-type]
+    assert result.card.id == issued.card.id
+
+
+def test_caller_number_is_limited_too(now: datetime) -> None:
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    kwargs = dict(
+        channel="phone",
+        operator=None,
+        caller_number="+447911000111",
+        ip_address=None,
+        pin_key=pin_key(),
+    )
+    for pin in _valid_unknown_pins(5, avoid=issued.pin):
+        with pytest.raises(services.UnknownPin):
+            services.lookup_pin(pin, now=now, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(services.TooManyAttempts) as caught:
+        services.lookup_pin(issued.pin, now=now, **kwargs)  # type: ignore[arg-type]
+    assert caught.value.retry_after > 0

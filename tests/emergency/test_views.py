@@ -1,0 +1,274 @@
+"""Pages through the test client: console, incident, guided plan form, cards, figures,
+audit log. Bad input re-renders with the GOV.UK error summary and writes nothing."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from flask.testing import FlaskClient
+from reportlab.lib.units import mm
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import AuditEntry, Role
+from emergency import services
+from emergency.models import Incident, Plan
+from tests.emergency.factories import (
+    KEY_SAFE,
+    SECRET_MEDICINE,
+    cipher,
+    make_card,
+    make_plan,
+    make_scene,
+    pin_key,
+)
+from tests.factories import make_user
+from tests.helpers import sign_in
+
+SUMMARY = "govuk-error-summary"
+
+
+def test_console_refuses_mistyped_pin_and_opens_incident_on_hit(
+    client: FlaskClient, now: datetime
+) -> None:
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    sign_in(client, scene.operator)
+    swapped = issued.pin[:6] + issued.pin[7] + issued.pin[6]
+    if swapped == issued.pin:
+        swapped = issued.pin[:7] + str((int(issued.pin[7]) + 1) % 10)
+    page = client.post("/emergency/console", data={"pin": swapped})
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert SUMMARY in html
+    assert "mistyped" in html
+    assert db.session.scalar(select(func.count(Incident.id))) == 0
+    empty = client.post("/emergency/console", data={"pin": ""})
+    assert SUMMARY in empty.get_data(as_text=True)
+    hit = client.post("/emergency/console", data={"pin": issued.pin})
+    assert hit.status_code == 302
+    assert issued.pin not in hit.headers["Location"]
+    incident_page = client.get(hit.headers["Location"])
+    html = incident_page.get_data(as_text=True)
+    # The order an operator needs: at risk, getting in, medication, contacts.
+    positions = [
+        html.index(h)
+        for h in ("Who is at risk now", "How to get in", "Medication", "Who to call, in order")
+    ]
+    assert positions == sorted(positions)
+    assert SECRET_MEDICINE in html
+    assert KEY_SAFE not in html
+    listing = client.get("/emergency/incidents").get_data(as_text=True)
+    assert "Incident" in listing
+    assert "0 h 0 min" in listing
+
+
+def test_key_safe_reveal_is_audited_and_only_while_open(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    sign_in(client, scene.operator)
+    location = client.post("/emergency/console", data={"pin": issued.pin}).headers["Location"]
+    incident_id = int(location.rstrip("/").rsplit("/", 1)[1])
+    page = client.post(f"/emergency/incidents/{incident_id}/key-safe")
+    assert KEY_SAFE in page.get_data(as_text=True)
+    reveal = db.session.scalar(
+        select(AuditEntry).where(AuditEntry.action == "emergency.key_safe_revealed")
+    )
+    assert reveal is not None
+    assert reveal.actor_id == scene.operator.id
+    assert reveal.reason == f"incident {incident_id}"
+    bad_close = client.post(f"/emergency/incidents/{incident_id}/close", data={"outcome": ""})
+    assert SUMMARY in bad_close.get_data(as_text=True)
+    client.post(f"/emergency/incidents/{incident_id}/close", data={"outcome": "Daughter arrived"})
+    after = client.post(f"/emergency/incidents/{incident_id}/key-safe", follow_redirects=True)
+    assert KEY_SAFE not in after.get_data(as_text=True)
+
+
+def test_incident_page_actions(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    worker = make_user(Role.WORKER, council=scene.council, name="Priya Worker")
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    sign_in(client, scene.operator)
+    location = client.post("/emergency/console", data={"pin": issued.pin}).headers["Location"]
+    incident_id = int(location.rstrip("/").rsplit("/", 1)[1])
+    client.post(
+        f"/emergency/incidents/{incident_id}/events",
+        data={"kind": "handover", "text": "Night shift: daughter on her way"},
+    )
+    client.post(f"/emergency/incidents/{incident_id}/cascade")
+    client.post(
+        f"/emergency/incidents/{incident_id}/arrange-care", data={"worker_id": str(worker.id)}
+    )
+    html = client.get(location).get_data(as_text=True)
+    assert "Handover notes" in html
+    assert "daughter on her way" in html
+    assert "Free replacement care ends" in html
+    assert "Priya Worker" in html
+    assert scene.council.duty_team_phone in html
+    incident = db.session.get(Incident, incident_id)
+    assert incident is not None
+    assert incident.cascade_status.value == "running"
+    client.post(f"/emergency/incidents/{incident_id}/care-arrived")
+    assert "care_arrived" in [e.kind for e in services.events_of(incident)]
+
+
+def test_guided_plan_form_with_check_your_answers(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    sign_in(client, scene.writer)
+    start = client.post("/emergency/plans/new")
+    assert start.status_code == 302
+    person_url = start.headers["Location"]
+    bad = client.post(
+        person_url,
+        data={
+            "carer_id": "0",
+            "name": "",
+            "date_of_birth": "31 2 1940",
+            "address": "",
+            "postcode": "",
+        },
+    )
+    assert SUMMARY in bad.get_data(as_text=True)
+    base = person_url.rsplit("/", 1)[0]
+    pages = {
+        "person": {
+            "carer_id": str(scene.carer.id),
+            "name": "Joan Test",
+            "date_of_birth": "3 4 1941",
+            "address": "2 Road",
+            "postcode": "ls6 2ab",
+        },
+        "access": {"key_safe_code": "5555", "key_safe_location": "Porch"},
+        "needs": {"personal_care": "Help with washing"},
+        "medication": {"med1_name": "Aspirin", "med1_dose": "75 mg", "allergies": "None"},
+        "contacts": {
+            "c1_name": "Kim",
+            "c1_relationship": "Son",
+            "c1_phone": "07911 123456",
+            "c1_can_step_in": "y",
+            "c1_consent": "y",
+        },
+        "care": {"arrangements": "Home care", "hours": "48"},
+        "consent": {
+            "carer": "y",
+            "cared_for": "yes",
+            "recorded_by": "Rita",
+            "recorded_on": "1 11 2026",
+        },
+    }
+    for step, data in pages.items():
+        response = client.post(f"{base}/{step}", data=data)
+        assert response.status_code == 302, (step, response.get_data(as_text=True)[:3000])
+    check = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Check your answers" in check
+    assert "Joan Test" in check
+    assert "Kim" in check
+    saved = client.post(response.headers["Location"])
+    assert saved.status_code == 302
+    plan = db.session.scalar(select(Plan).where(Plan.carer_id == scene.carer.id))
+    assert plan is not None
+    assert plan.review_due.year == 2027 or plan.review_due > now.date()
+    view = services.view_plan(plan, viewer=scene.writer, cipher=cipher(), now=now)
+    assert view.details["cared_for"]["postcode"] == "LS6 2AB"
+    assert services.plan_contacts(plan)[0].phone == "+447911123456"
+
+
+def test_check_answers_shows_service_errors(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    sign_in(client, scene.writer)
+    base = client.post("/emergency/plans/new").headers["Location"].rsplit("/", 1)[0]
+    client.post(
+        f"{base}/person",
+        data={
+            "carer_id": str(scene.carer.id),
+            "name": "Joan",
+            "date_of_birth": "3 4 1941",
+            "address": "2 Road",
+            "postcode": "LS6 2AB",
+        },
+    )
+    client.post(
+        f"{base}/contacts",
+        data={"c1_name": "Kim", "c1_relationship": "Son", "c1_phone": "07911 123456"},
+    )
+    page = client.post(f"{base}/check")
+    html = page.get_data(as_text=True)
+    assert SUMMARY in html
+    assert "agreed to be named" in html
+    assert (
+        db.session.scalar(select(func.count(Plan.id)).where(Plan.carer_id == scene.carer.id)) == 0
+    )
+
+
+def test_card_issue_shows_pin_once_and_pdf_is_credit_card_size(
+    client: FlaskClient, now: datetime
+) -> None:
+    scene = make_scene()
+    plan = make_plan(scene, now=now)
+    sign_in(client, scene.writer)
+    page = client.post(f"/emergency/plans/{plan.id}/cards")
+    html = page.get_data(as_text=True)
+    card = services.cards_of(plan)[0]
+    pin = re.search(r'name="pin" value="(\d{8})"', html).group(1)  # type: ignore[union-attr]
+    assert "only time the PIN is shown" in html
+    assert pin not in client.get(f"/emergency/plans/{plan.id}").get_data(as_text=True)
+    pdf = client.post(f"/emergency/cards/{card.id}/pdf", data={"pin": pin})
+    assert pdf.mimetype == "application/pdf"
+    raw = pdf.data.decode("latin-1")
+    assert len(re.findall(r"/Type /Page\b", raw)) == 2  # front and back
+    box = re.search(r"/MediaBox \[ 0 0 ([\d.]+) ([\d.]+) \]", raw)
+    assert box is not None
+    assert abs(float(box.group(1)) - 85.6 * mm) < 0.5
+    assert abs(float(box.group(2)) - 54 * mm) < 0.5
+    text = raw
+    assert f"({pin[:4]} {pin[4:]})" in text
+    assert "Margaret" not in text
+    assert scene.carer.name not in text
+    assert (
+        client.post(f"/emergency/cards/{card.id}/pdf", data={"pin": "12345678"}).status_code == 404
+    )
+    client.post(f"/emergency/cards/{card.id}/lost")
+    assert card.status.value == "lost"
+
+
+def test_audit_search_and_figures(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    plan = make_plan(scene, now=now)
+    services.view_plan(plan, viewer=scene.writer, cipher=cipher(), now=now)
+    incident = services.lookup_pin(
+        make_card(scene, plan, now=now).pin,
+        channel="console",
+        operator=scene.operator,
+        caller_number=None,
+        ip_address=None,
+        pin_key=pin_key(),
+        now=now,
+    ).incident
+    services.record_call_timing(
+        incident, started_at=now - timedelta(seconds=90), answered_at=now - timedelta(seconds=20)
+    )
+    sign_in(client, scene.officer)
+    html = client.get("/emergency/audit?action=emergency.plan_viewed&person=Rita").get_data(
+        as_text=True
+    )
+    assert "emergency.plan_viewed" in html
+    assert "emergency.pin_lookup_hit" not in html
+    by_operator = client.get("/emergency/audit?person=Omar").get_data(as_text=True)
+    assert "emergency.pin_lookup_hit" in by_operator
+    bad = client.get("/emergency/audit?date_from=99+99+2026").get_data(as_text=True)
+    assert SUMMARY in bad
+    csv = client.get("/emergency/figures.csv").get_data(as_text=True)
+    lines = csv.strip().splitlines()
+    assert lines[0].startswith("week_start,incidents,calls,answered_within_60s_percent")
+    assert lines[1].split(",")[1:5] == ["1", "1", "0.0", "100.0"]
+    assert "below target" in client.get("/emergency/figures").get_data(as_text=True)
+
+
+def test_carer_prints_own_plan(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    make_plan(scene, now=now)
+    sign_in(client, scene.carer)
+    html = client.get("/emergency/my-plan").get_data(as_text=True)
+    assert SECRET_MEDICINE in html
+    assert KEY_SAFE not in html
