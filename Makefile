@@ -27,7 +27,7 @@ instance:
 	mkdir -p instance
 
 migrate: install instance
-	$(FLASK) db upgrade heads
+	$(FLASK) db upgrade
 
 run: migrate
 	$(FLASK) demo seed

@@ -87,7 +87,7 @@ def app(database_url: str) -> Iterator[Flask]:
     application = create_app(base_config(database_url))
     application.test_client_class = FreshRequestClient
     with application.app_context():
-        upgrade(revision="heads")
+        upgrade()
     yield application
     with application.app_context():
         db.engine.dispose()

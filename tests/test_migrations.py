@@ -1,4 +1,4 @@
-"""Migrations are the only way the schema is made: after `upgrade heads`, the models and
+"""Migrations are the only way the schema is made: after `flask db upgrade`, the models and
 the database agree (what `flask db check` reports)."""
 
 from __future__ import annotations
@@ -23,3 +23,13 @@ def test_models_and_migrations_agree(app: Flask) -> None:
     )
     diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def test_there_is_one_head_so_plain_upgrade_reaches_it(app: Flask) -> None:
+    """`make run` runs `flask db upgrade`; with two heads it would stop with an error."""
+    from alembic.script import ScriptDirectory
+    from flask_migrate import Migrate
+
+    migrate: Migrate = app.extensions["migrate"].migrate
+    script = ScriptDirectory.from_config(migrate.get_config())
+    assert script.get_heads() == ["0008_merge"]

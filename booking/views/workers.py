@@ -562,9 +562,22 @@ def find() -> ResponseReturnValue:
         form=form,
         results=results,
         carer=carer,
+        book_args=_book_args(form, carer) if results else {},
         skill_names=SKILLS,
         gender_names=GENDERS,
     )
+
+
+def _book_args(form: SearchForm, carer: User | None) -> dict[str, Any]:
+    """What the booking page needs to start from the slot the carer searched for."""
+    day: date = form.day.data
+    return {
+        "day": [day.day, day.month, day.year],
+        "start": form.start.data,
+        "end": form.end.data,
+        "postcode": form.postcode.data,
+        "carer_id": carer.id if carer is not None else None,
+    }
 
 
 @bp.post("/<int:worker_id>/favourite")

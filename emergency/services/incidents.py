@@ -39,6 +39,7 @@ EVENT_KINDS = frozenset(
         "care_window_warning",
         "carer_update",
         "fallback",
+        "budget_warning",
         "closed",
     }
 )

@@ -212,16 +212,17 @@ def lookup_pin(
     if card is None:
         _record_miss("unknown", council_id=council_id, card=None, **miss)  # type: ignore[arg-type]
         raise UnknownPin("No card has that PIN. Check it with the caller.")
+    if operator is not None and operator.council_id not in (None, card.council_id):
+        # Another council's card: treat as unknown so PINs of other schemes don't leak
+        # (checked before revocation, so a cancelled card elsewhere says nothing either).
+        _record_miss("unknown", council_id=council_id, card=None, **miss)  # type: ignore[arg-type]
+        raise UnknownPin("No card has that PIN. Check it with the caller.")
     if card.status is not CardStatus.LIVE:
         _record_miss("revoked", council_id=card.council_id, card=card, **miss)  # type: ignore[arg-type]
         raise CardRevoked(
             "This card has been cancelled. Ask the caller for the carer's name and address, "
             "and call the council's duty team."
         )
-    if operator is not None and operator.council_id not in (None, card.council_id):
-        # Another council's card: treat as unknown so PINs of other schemes don't leak.
-        _record_miss("unknown", council_id=council_id, card=None, **miss)  # type: ignore[arg-type]
-        raise UnknownPin("No card has that PIN. Check it with the caller.")
     incident = open_incident_for_card(card, source=channel, operator=operator, now=now)
     db.session.add(
         PinAttempt(

@@ -4,7 +4,7 @@ loopback, with floors measured in the same run. Prints one table; asserts no tim
     .venv/bin/python -m tests.bench.run            # the full run (about 6 to 9 minutes)
     .venv/bin/python -m tests.bench.run --quick    # fewer requests, same data
 
-Steps: create a fresh database `bench_<pid>`, migrate it to heads, load the demo council
+Steps: create a fresh database `bench_<pid>`, migrate it to head, load the demo council
 and the bulk data (tests/bench/seed.py), ANALYZE, start gunicorn on a free loopback port,
 drive each scenario with tests/bench/load.py, check the booking invariants in SQL, print
 the table, then always stop gunicorn and drop the database.
@@ -378,8 +378,8 @@ def _run(plan: Plan, database: str, env: dict[str, str], tmp: Path) -> int:
     app = create_app({"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"]})
     started = time.perf_counter()
     with app.app_context():
-        flask_migrate.upgrade(revision="heads")
-    print(f"Migrated {database} to heads in {time.perf_counter() - started:.1f} s")
+        flask_migrate.upgrade()
+    print(f"Migrated {database} to head in {time.perf_counter() - started:.1f} s")
 
     now = utcnow()
     today = london_today(now)

@@ -81,12 +81,18 @@ def test_full_journey_through_the_pages(app, client, setup) -> None:
             "postcode": "LS6 2AB",
         },
     )
-    assert "Priya Worker" in found.get_data(as_text=True)
-    form = client.get(
-        "/bookings/new", query_string={"worker_id": worker.id, "start": "10:00", "end": "13:00"}
-    )
+    found_html = found.get_data(as_text=True)
+    assert "Priya Worker" in found_html
+    # The carer follows the result's "Book" link: the booking form starts from that slot.
+    link = re.search(r'href="(/bookings/new\?[^"]+)"[^>]*>Book Priya Worker', found_html)
+    assert link is not None, found_html
+    form = client.get(link.group(1).replace("&amp;", "&"))
     assert form.status_code == 200
-    assert 'value="10:00"' in form.get_data(as_text=True)
+    form_html = form.get_data(as_text=True)
+    assert f'name="worker_id" type="text" value="{worker.id}"' in form_html
+    for value in ('value="10:00"', 'value="13:00"', 'value="25"', 'value="11"', 'value="2026"'):
+        assert value in form_html
+    assert 'value="LS6 2AB"' in form_html
     page, confirm = _check_then_confirm(
         client, {**FORM, "worker_id": worker.id, "carer_id": carer.id}
     )

@@ -28,7 +28,7 @@ def main(port: int, db_path: str) -> None:
         }
     )
     with app.app_context():
-        upgrade(revision="heads")
+        upgrade()
         for _line in seed(now=utcnow(), password_method="pbkdf2:sha256:1000"):
             pass
     server = make_server("127.0.0.1", port, app, threaded=True)

@@ -4,7 +4,7 @@ and plans with contacts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -123,3 +123,27 @@ def make_plan(
 
 def make_card(scene: Scene, plan: Plan, *, now: datetime) -> services.IssuedCard:
     return services.issue_card(plan, by=scene.writer, pin_key=pin_key(), now=now)
+
+
+def make_worker_free_now(
+    council: Council, *, now: datetime, name: str = "Priya Worker", rate: int = 2000
+) -> User:
+    """An approved worker near the test plan's postcode who has said they are free for
+    the next three days and takes bookings at no notice (what an emergency needs)."""
+    from booking.models.workers import AvailabilityException, ExceptionKind
+    from booking.services.workers import profile_of
+    from tests.booking.factories_bookings import make_worker
+
+    worker = make_worker(council, name=name, rate=rate, now=now, min_notice_minutes=0)
+    profile = profile_of(worker.id)
+    assert profile is not None
+    db.session.add(
+        AvailabilityException(
+            profile_id=profile.id,
+            starts_at=now - timedelta(hours=1),
+            ends_at=now + timedelta(days=3),
+            kind=ExceptionKind.EXTRA,
+        )
+    )
+    db.session.commit()
+    return worker

@@ -3,25 +3,30 @@ the free-care window, and drills that contact nobody real."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from app.clock import utcnow
+from app.errors import DomainError
 from app.extensions import db
 from app.models import OutboxMessage, Role
 from app.scheduler import run_job
+from booking.models.bookings import Booking, BookingStatus, FundedBy
+from booking.models.budgets import LedgerEntry
 from emergency import services
-from emergency.models import CascadeStatus, Incident
+from emergency.models import CascadeStatus, EmergencyScheme, Incident
 from emergency.services import care
+from tests.booking.factories_bookings import make_worker as make_booking_worker
 from tests.emergency.factories import (
     SECRET_MEDICINE,
     cipher,
     make_card,
     make_plan,
     make_scene,
+    make_worker_free_now,
     pin_key,
     plan_answers,
 )
@@ -53,7 +58,7 @@ def _sms_to(phone: str) -> list[OutboxMessage]:
 
 def test_cascade_runs_through_three_contacts_then_arranges_care(now: datetime) -> None:
     scene = make_scene(timeout_minutes=10)
-    worker = make_user(Role.WORKER, council=scene.council, name="Priya Worker")
+    worker = make_worker_free_now(scene.council, now=now)
     incident = _open(scene, now)
     contacts = services.plan_contacts(incident.plan)
     services.start_cascade(incident, now=now)
@@ -79,8 +84,16 @@ def test_cascade_runs_through_three_contacts_then_arranges_care(now: datetime) -
     assert len(arranged) == 1
     assert arranged[0].details["worker_id"] == worker.id
     assert arranged[0].details["funded_by"] == "scheme_emergency_budget"
-    # The marketplace cannot make emergency bookings yet: the gap is named on the event.
-    assert any("create_emergency_booking" in m for m in arranged[0].details["marketplace_missing"])
+    # A real booking on the scheme's money, confirmed, for the plan's care hours.
+    booking = db.session.get(Booking, incident.booking_id)
+    assert booking is not None
+    assert booking.worker_id == worker.id
+    assert booking.funded_by is FundedBy.SCHEME
+    assert booking.status is BookingStatus.CONFIRMED
+    assert booking.carer_id == scene.carer.id
+    assert booking.ends_at - booking.starts_at == timedelta(hours=48)
+    assert booking.notes is None  # health details stay in the plan
+    assert arranged[0].details["price_pence"] == booking.price_pence > 0
     kinds = [e.kind for e in services.events_of(incident)]
     assert kinds.count("cascade_contact_tried") == 3
     assert kinds.count("cascade_timeout") == 3
@@ -92,36 +105,68 @@ def test_cascade_runs_through_three_contacts_then_arranges_care(now: datetime) -
     assert run_job("emergency_cascade", now + timedelta(minutes=60)) == {"advanced": 0}
 
 
-def test_emergency_booking_is_made_when_the_marketplace_can(
-    now: datetime, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_operator_books_a_worker_they_phoned_on_the_scheme_budget(now: datetime) -> None:
+    """Nobody is marked free now: the operator phones an approved worker and books them.
+    The carer's own budget is never touched."""
     scene = make_scene(timeout_minutes=10)
-    worker = make_user(Role.WORKER, council=scene.council)
-    booked: list[dict[str, Any]] = []
-
-    def search(**kwargs: Any) -> list[dict[str, Any]]:
-        return [
-            {
-                "worker_id": worker.id,
-                "display_name": "Nearby Worker",
-                "distance_km": 1.2,
-                "price_pence": 9000,
-            }
-        ]
-
-    def create(**kwargs: Any) -> dict[str, Any]:
-        booked.append(kwargs)
-        return {"id": 4242}
-
-    monkeypatch.setattr(care, "_marketplace", lambda: (search, create, []))
+    busy = make_booking_worker(
+        scene.council, name="Bea Busy", now=now, start=time(3, 0), end=time(4, 0)
+    )
     incident = _open(scene, now, contacts=1)
+    found = services.find_replacement_care(incident, now=now)
+    assert [o.worker_id for o in found.options] == [busy.id]
+    assert found.options[0].free_now is False
+    assert any("Phone one of these" in n for n in found.notes)
+    # The automatic path books only someone free now, so it falls back to the duty team.
     services.start_cascade(incident, now=now)
     run_job("emergency_cascade", now + timedelta(minutes=11))
     db.session.refresh(incident)
-    assert incident.booking_id == 4242
-    assert booked[0]["worker_id"] == worker.id
-    assert booked[0]["council_id"] == scene.council.id
-    assert booked[0]["incident_id"] == incident.id
+    assert incident.care_arranged_at is None
+    assert "fallback" in [e.kind for e in services.events_of(incident)]
+
+    services.arrange_replacement_care(
+        incident, by=scene.operator, now=now + timedelta(minutes=15), worker_id=busy.id
+    )
+    booking = db.session.get(Booking, incident.booking_id)
+    assert booking is not None
+    assert booking.worker_id == busy.id
+    assert booking.funded_by is FundedBy.SCHEME
+    assert booking.requested_by_id == scene.operator.id
+    assert db.session.scalars(select(LedgerEntry)).all() == []
+    assert care.emergency_spend_pence(scene.council.id) == booking.price_pence
+
+
+def test_operator_cannot_book_a_worker_already_booked_then(now: datetime) -> None:
+    scene = make_scene()
+    worker = make_worker_free_now(scene.council, now=now)
+    first = _open(scene, now, contacts=1)
+    services.arrange_replacement_care(first, by=scene.operator, now=now, worker_id=worker.id)
+    other_carer = make_user(Role.CARER, council=scene.council, name="Second Carer")
+    scene2 = type(scene)(**{**vars(scene), "carer": other_carer})
+    second = _open(scene2, now, contacts=1)
+    found = services.find_replacement_care(second, now=now)
+    assert worker.id not in [o.worker_id for o in found.options if o.free_now]
+    with pytest.raises(DomainError) as refused:
+        services.arrange_replacement_care(second, by=scene.operator, now=now, worker_id=worker.id)
+    assert refused.value.code in {"slot_taken", "worker_not_bookable"}
+    db.session.refresh(second)
+    assert second.booking_id is None
+    assert second.care_arranged_at is None
+
+
+def test_overspending_the_emergency_budget_still_books_and_warns(now: datetime) -> None:
+    scene = make_scene()
+    scheme = db.session.scalar(select(EmergencyScheme))
+    assert scheme is not None
+    scheme.emergency_budget_pence = 1000
+    db.session.commit()
+    make_worker_free_now(scene.council, now=now)
+    incident = _open(scene, now, contacts=1)
+    services.arrange_replacement_care(incident, by=scene.operator, now=now)
+    assert incident.booking_id is not None
+    warnings = [e for e in services.events_of(incident) if e.kind == "budget_warning"]
+    assert len(warnings) == 1
+    assert "overspent" in warnings[0].text
 
 
 def test_sms_yes_confirms_and_stops_the_cascade(now: datetime) -> None:
@@ -178,7 +223,7 @@ def test_contacts_who_cannot_step_in_are_skipped(now: datetime) -> None:
 
 def test_drill_contacts_nobody_real(now: datetime) -> None:
     scene = make_scene(timeout_minutes=10)
-    make_user(Role.WORKER, council=scene.council)
+    make_worker_free_now(scene.council, now=now)
     incident = _open(scene, now, is_test=True)
     assert incident.is_drill
     before = db.session.scalars(select(OutboxMessage)).all()
@@ -194,7 +239,7 @@ def test_drill_contacts_nobody_real(now: datetime) -> None:
 
 def test_care_window_warning_before_it_ends(now: datetime) -> None:
     scene = make_scene(free_hours=24)
-    make_user(Role.WORKER, council=scene.council)
+    make_worker_free_now(scene.council, now=now)
     incident = _open(scene, now)
     services.arrange_replacement_care(incident, by=scene.operator, now=now)
     assert incident.care_window_ends_at == now + timedelta(hours=24)

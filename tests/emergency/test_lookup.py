@@ -69,6 +69,19 @@ def test_revoked_card_gives_card_revoked(client: FlaskClient, now: datetime) -> 
     assert error_of(response)["code"] == "card_revoked"
 
 
+def test_another_councils_cancelled_card_looks_unknown(client: FlaskClient, now: datetime) -> None:
+    """An operator must not learn that a PIN belongs to another scheme, live or not."""
+    scene = make_scene()
+    elsewhere = make_scene()
+    issued = make_card(elsewhere, make_plan(elsewhere, now=now), now=now)
+    services.revoke_card(issued.card, by=elsewhere.writer, now=now)
+    response = client.post(
+        "/api/v1/emergency/lookup", json={"pin": issued.pin}, headers=bearer(scene.operator)
+    )
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "unknown_pin"
+
+
 def test_reissue_revokes_old_card_and_lost_card_stops_working(now: datetime) -> None:
     scene = make_scene()
     plan = make_plan(scene, now=now)

@@ -11,7 +11,7 @@ from reportlab.lib.units import mm
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import AuditEntry, Role
+from app.models import AuditEntry
 from emergency import services
 from emergency.models import Incident, Plan
 from tests.emergency.factories import (
@@ -21,9 +21,9 @@ from tests.emergency.factories import (
     make_card,
     make_plan,
     make_scene,
+    make_worker_free_now,
     pin_key,
 )
-from tests.factories import make_user
 from tests.helpers import sign_in
 
 SUMMARY = "govuk-error-summary"
@@ -87,11 +87,14 @@ def test_key_safe_reveal_is_audited_and_only_while_open(client: FlaskClient, now
 
 def test_incident_page_actions(client: FlaskClient, now: datetime) -> None:
     scene = make_scene()
-    worker = make_user(Role.WORKER, council=scene.council, name="Priya Worker")
+    worker = make_worker_free_now(scene.council, now=now, name="Priya Worker")
     issued = make_card(scene, make_plan(scene, now=now), now=now)
     sign_in(client, scene.operator)
     location = client.post("/emergency/console", data={"pin": issued.pin}).headers["Location"]
     incident_id = int(location.rstrip("/").rsplit("/", 1)[1])
+    before = client.get(location).get_data(as_text=True)
+    assert "Priya Worker" in before
+    assert "Free now" in before
     client.post(
         f"/emergency/incidents/{incident_id}/events",
         data={"kind": "handover", "text": "Night shift: daughter on her way"},
@@ -109,6 +112,8 @@ def test_incident_page_actions(client: FlaskClient, now: datetime) -> None:
     incident = db.session.get(Incident, incident_id)
     assert incident is not None
     assert incident.cascade_status.value == "running"
+    assert incident.booking_id is not None
+    assert f"booking {incident.booking_id}" in html
     client.post(f"/emergency/incidents/{incident_id}/care-arrived")
     assert "care_arrived" in [e.kind for e in services.events_of(incident)]
 
