@@ -11,6 +11,7 @@ Python on those rows.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -203,6 +204,11 @@ def search_workers(
         place.latitude, place.longitude, MAX_TRAVEL_RADIUS_KM
     )
     radius_deg = WorkerProfile.travel_radius_km / literal(KM_PER_DEGREE_LAT)
+    # A degree of longitude is shorter away from the equator: take the narrowest one in
+    # the box (the widest span in degrees), with 1% to spare, so nobody in range is lost.
+    widest_lat = math.radians(max(abs(min_lat), abs(max_lat)))
+    km_per_degree_lon = KM_PER_DEGREE_LAT * max(math.cos(widest_lat), 0.01) * 0.99
+    radius_deg_lon = WorkerProfile.travel_radius_km / literal(km_per_degree_lon)
     query = (
         select(WorkerProfile)
         .where(
@@ -213,12 +219,15 @@ def search_workers(
                 WorkerProfile.reapproval_due > to_london(starts_at).date(),
             ),
             WorkerProfile.hourly_rate_pence > 0,
-            # A fixed box (index-friendly), then each worker's own radius in latitude.
+            # A fixed box (index-friendly), then each worker's own radius as a box, so
+            # only workers who might reach the postcode are loaded at all.
             WorkerProfile.latitude.between(min_lat, max_lat),
             WorkerProfile.longitude.between(min_lon, max_lon),
             and_(
                 WorkerProfile.latitude >= literal(place.latitude) - radius_deg,
                 WorkerProfile.latitude <= literal(place.latitude) + radius_deg,
+                WorkerProfile.longitude >= literal(place.longitude) - radius_deg_lon,
+                WorkerProfile.longitude <= literal(place.longitude) + radius_deg_lon,
             ),
         )
         .order_by(WorkerProfile.id)

@@ -84,6 +84,32 @@ def test_travel_radius_is_the_workers_own(council: Council) -> None:
     assert [r.worker_id for r in results] == [near.id]
 
 
+def test_the_sql_prefilter_never_drops_a_worker_in_range(council: Council) -> None:
+    """Workers scattered around the postcode in every direction, with their own radii:
+    exactly those whose radius reaches it (by great-circle distance) are found."""
+    import random
+
+    from booking.services import postcodes
+
+    carer = make_user(Role.CARER, council=council)
+    centre = postcodes.locate("LS6 2AB")
+    rng = random.Random(20261122)
+    expected = set()
+    for _ in range(40):
+        worker = make_worker(council, today=TODAY, radius=rng.randint(1, 25))
+        profile = profile_for(worker)
+        profile.latitude = centre.latitude + rng.uniform(-0.3, 0.3)
+        profile.longitude = centre.longitude + rng.uniform(-0.5, 0.5)
+        distance = postcodes.haversine_km(
+            centre.latitude, centre.longitude, profile.latitude, profile.longitude
+        )
+        if distance <= profile.travel_radius_km:
+            expected.add(worker.id)
+    db.session.commit()
+    assert 5 < len(expected) < 40  # some in range and some out, in both directions
+    assert {r.worker_id for r in _search(carer)} == expected
+
+
 def test_filters_skills_languages_gender(council: Council) -> None:
     carer = make_user(Role.CARER, council=council)
     a = make_worker(council, today=TODAY, skills=("dementia", "autism"), languages=("urdu",))
