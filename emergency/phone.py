@@ -145,6 +145,7 @@ def voice_pin() -> ResponseReturnValue:
         caller_number=request.form.get("From"),
         pin_key=current_app.config["PIN_HMAC_KEY"],
         now=now,
+        attempt=attempt,
     )
     response = VoiceResponse()
     if result.outcome is PinOutcome.FOUND and result.incident is not None:
@@ -154,7 +155,11 @@ def voice_pin() -> ResponseReturnValue:
             response, services.duty_numbers(incident.council_id), incident_id=incident.id
         ):
             services.record_dial_result(
-                incident.id, dial_status="no-operator-on-duty", stage=2, now=now
+                incident.id,
+                dial_status="no-operator-on-duty",
+                stage=2,
+                now=now,
+                call_sid=request.form.get("CallSid"),
             )
             _say(response, NOBODY_ANSWERED)
             response.hangup()
@@ -182,6 +187,7 @@ def voice_dial() -> ResponseReturnValue:
         dial_status=request.form.get("DialCallStatus", "no-answer"),
         stage=stage,
         now=now,
+        call_sid=request.form.get("CallSid"),
     )
     response = VoiceResponse()
     if answered:

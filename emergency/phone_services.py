@@ -204,14 +204,22 @@ def caller_key(from_number: str | None) -> str:
 
 
 def check_phone_pin(
-    digits: str, *, call_sid: str, caller_number: str | None, pin_key: str, now: datetime
+    digits: str,
+    *,
+    call_sid: str,
+    caller_number: str | None,
+    pin_key: str,
+    now: datetime,
+    attempt: int | None = None,
 ) -> PinResult:
     """Check a PIN typed on the keypad and open an incident when it is found.
 
     The check digit is checked first, so a slip of the finger gets a retry and never
     another card. Misses and lockout are counted per caller number by
     `emergency.services.lookup_pin`, shared with the operators' console. A replay of the
-    same signed request (same call, same digits) returns the incident it opened."""
+    same signed request (same call, same digits) returns the incident it opened; a
+    replayed miss (same call, same try, same digits) returns its outcome without counting
+    a second miss towards the caller's lockout."""
     event_id = f"voice-pin:{call_sid}:{digits}"[:255]
     done = db.session.scalar(
         select(ProcessedWebhook).where(
@@ -222,6 +230,15 @@ def check_phone_pin(
         incident = db.session.get(Incident, int(done.event_type.split(":", 1)[1]))
         if incident is not None:
             return PinResult(PinOutcome.FOUND, incident)
+    miss_id = f"voice-pin-miss:{call_sid}:{attempt}:{digits}"[:255] if call_sid else None
+    if miss_id is not None:
+        missed = db.session.scalar(
+            select(ProcessedWebhook.event_type).where(
+                ProcessedWebhook.provider == "twilio", ProcessedWebhook.event_id == miss_id
+            )
+        )
+        if missed is not None and missed.startswith("outcome:"):
+            return PinResult(PinOutcome(missed.split(":", 1)[1]))
     try:
         result = emergency_services.lookup_pin(
             digits,
@@ -233,13 +250,13 @@ def check_phone_pin(
             now=now,
         )
     except emergency_services.TooManyAttempts:
-        return PinResult(PinOutcome.REFUSED)
+        return _pin_miss(miss_id, PinOutcome.REFUSED)
     except emergency_services.InvalidPin:
-        return PinResult(PinOutcome.MISTYPED)
+        return _pin_miss(miss_id, PinOutcome.MISTYPED)
     except emergency_services.UnknownPin:
-        return PinResult(PinOutcome.NOT_FOUND)
+        return _pin_miss(miss_id, PinOutcome.NOT_FOUND)
     except emergency_services.CardRevoked:
-        return PinResult(PinOutcome.REFUSED)
+        return _pin_miss(miss_id, PinOutcome.REFUSED)
     incident = result.incident
     incident.call_started_at = incident.call_started_at or now
     db.session.add(
@@ -259,15 +276,47 @@ def check_phone_pin(
     return PinResult(PinOutcome.FOUND, incident)
 
 
+def _pin_miss(miss_id: str | None, outcome: PinOutcome) -> PinResult:
+    """Remember how a PIN try ended, so a replay of it is answered the same way."""
+    if miss_id is not None and _first_delivery(miss_id, f"outcome:{outcome.value}"):
+        db.session.commit()
+    return PinResult(outcome)
+
+
+def _first_delivery(event_id: str, event_type: str) -> bool:
+    """Note a Twilio webhook as handled; False when it was handled before (a replay).
+
+    Only flushed: the note is committed together with the webhook's effects, so a
+    request that failed half-way is not mistaken for a replay when Twilio retries it."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                ProcessedWebhook(
+                    provider="twilio", event_id=event_id[:255], event_type=event_type[:64]
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
 def record_dial_result(
-    incident_id: int | None, *, dial_status: str, stage: int, now: datetime
+    incident_id: int | None,
+    *,
+    dial_status: str,
+    stage: int,
+    now: datetime,
+    call_sid: str | None = None,
 ) -> bool:
     """Note how the transfer to an operator ended. Returns True when somebody answered.
 
-    When nobody answers the first transfer, the contact cascade starts at once."""
+    When nobody answers the first transfer, the contact cascade starts at once. With the
+    call's `call_sid`, a replay of the same report changes nothing."""
     answered = dial_status in {"completed", "answered"}
     incident = db.session.get(Incident, incident_id) if incident_id else None
     if incident is None:
+        return answered
+    if call_sid and not _first_delivery(f"dial:{call_sid}:{incident.id}:{stage}", "dial"):
         return answered
     if answered:
         incident.call_answered_at = incident.call_answered_at or now
@@ -465,8 +514,12 @@ def cascade_call_answered(
     contact = db.session.get(Contact, call.contact_id)
     assert incident is not None
     assert contact is not None
-    call.answered_by = (answered_by or "unknown")[:32]
-    if call.answered_by.startswith("machine") or call.answered_by == "fax":
+    who = (answered_by or "unknown")[:32]
+    machine = who.startswith("machine") or who == "fax"
+    if not _first_delivery(f"cascade-answered:{call.id}", "cascade"):
+        return not machine and incident.status is IncidentStatus.OPEN  # a replay
+    call.answered_by = who
+    if machine:
         call.outcome = "not_reached"
         call.ended_at = call.ended_at or now
         emergency_services.add_incident_event(
@@ -505,6 +558,8 @@ def cascade_call_keypress(
     contact = db.session.get(Contact, call.contact_id)
     assert incident is not None
     assert contact is not None
+    if not _first_delivery(f"cascade-key:{call.id}", "cascade"):
+        return "confirmed" if call.outcome == "confirmed" else "declined"  # a replay
     call.digits = digits[:8]
     if digits == "1":
         call.outcome = "confirmed"
