@@ -1,7 +1,9 @@
 """`Idempotency-Key` support: the first response to a key is stored and replayed.
 
-The key is claimed in its own committed row before the work runs, so two concurrent
-requests with one key cannot both do the work: the second gets 409 until the first ends.
+The key is claimed by a row written in the same transaction as the work, so two
+concurrent requests with one key cannot both do the work (the second waits on the unique
+key, then gets 409 or the replay), and a process that dies before its work is committed
+leaves no claim behind: the client's retry with the same key simply runs again.
 """
 
 from __future__ import annotations
@@ -53,16 +55,17 @@ def run_idempotent(user: User, call: Callable[[], Response]) -> Response:
         )
     )
     if existing is None:
-        record = IdempotencyRecord(
-            user_id=user_id,
-            key=key,
-            method=request.method,
-            path=request.path,
-            request_hash=fingerprint,
-        )
+        claim: dict[str, Any] = {
+            "user_id": user_id,
+            "key": key,
+            "method": request.method,
+            "path": request.path,
+            "request_hash": fingerprint,
+        }
+        record = IdempotencyRecord(**claim)
         db.session.add(record)
         try:
-            db.session.commit()
+            db.session.flush()  # committed with the work, or not at all
         except IntegrityError:
             db.session.rollback()
             existing = db.session.scalar(
@@ -76,16 +79,13 @@ def run_idempotent(user: User, call: Callable[[], Response]) -> Response:
                 response = call()
             except Exception:
                 db.session.rollback()
-                _forget(record_id)
+                _forget(record_id)  # in case the work committed before it failed
                 raise
             if response.status_code >= 500:
+                db.session.rollback()
                 _forget(record_id)
                 return response
-            stored = db.session.get(IdempotencyRecord, record_id)
-            if stored is not None:
-                stored.status_code = response.status_code
-                stored.response_body = response.get_data(as_text=True)
-                db.session.commit()
+            _store(claim, record_id, response)
             return response
     assert existing is not None
     if existing.request_hash != fingerprint:
@@ -105,6 +105,27 @@ def run_idempotent(user: User, call: Callable[[], Response]) -> Response:
     )
     replay.headers["Idempotent-Replayed"] = "true"
     return replay
+
+
+def _store(claim: dict[str, Any], record_id: int, response: Response) -> None:
+    """Keep the response for replays. If the work rolled the claim back (and still
+    answered), write the claim again with it."""
+    stored = db.session.get(IdempotencyRecord, record_id)
+    if stored is None:
+        stored = IdempotencyRecord(
+            user_id=claim["user_id"],
+            key=claim["key"],
+            method=claim["method"],
+            path=claim["path"],
+            request_hash=claim["request_hash"],
+        )
+        db.session.add(stored)
+    stored.status_code = response.status_code
+    stored.response_body = response.get_data(as_text=True)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # another request stored its answer first
 
 
 def _forget(record_id: int) -> None:

@@ -66,3 +66,58 @@ def test_twenty_concurrent_requests_one_wins(app: Flask, postgres_only: None) ->
     for carer_id in carer_ids:
         held = ledger.balance(budget_of(db.session.get(User, carer_id))).held_pence
         assert held == (3 * RATE if outcomes[carer_id] == "booked" else 0)
+
+
+@pytest.mark.committing
+def test_one_idempotency_key_sent_eight_times_at_once_books_once(
+    app: Flask, postgres_only: None
+) -> None:
+    """A client that retries too eagerly: the same request and key, eight times at once.
+    One booking and one hold; every answer is the booking (replayed) or 'still working'."""
+    import time_machine
+
+    from tests.helpers import bearer
+
+    c = council()
+    worker = make_worker(c)
+    carer = make_carer(c)
+    headers = {**bearer(carer), "Idempotency-Key": "retry-storm-1"}
+    body = {
+        "worker_id": worker.id,
+        "starts_at": START.isoformat(),
+        "ends_at": END.isoformat(),
+        "postcode": "LS6 2AB",
+        "address": "1 Test Street",
+        "top_up": False,
+    }
+    carer_id = carer.id
+    db.session.remove()
+    clients = 8
+    barrier = threading.Barrier(clients, timeout=60)
+    answers: list[tuple[int, str | None]] = []
+
+    def attempt() -> None:
+        client = app.test_client()
+        barrier.wait()
+        try:
+            with app.app_context():
+                response = client.post("/api/v1/bookings", json=body, headers=headers)
+                db.session.remove()
+        except Exception as exc:  # shown in the assertion below
+            answers.append((0, repr(exc)))
+            return
+        payload = response.get_json() or {}
+        answers.append((response.status_code, payload.get("error", {}).get("code")))
+
+    with time_machine.travel(NOW, tick=False):
+        threads = [threading.Thread(target=attempt) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert len(answers) == clients
+    assert (201, None) in answers
+    assert {a for a in answers if a != (201, None)} <= {(409, "idempotency_in_progress")}
+    assert db.session.scalar(select(func.count(Booking.id))) == 1
+    held = ledger.balance(budget_of(db.session.get(User, carer_id))).held_pence
+    assert held == 3 * RATE

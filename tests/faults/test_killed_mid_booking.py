@@ -210,11 +210,6 @@ def test_killed_after_commit_a_retry_with_the_same_key_never_books_twice(
     assert available(seeded.carer_id) == AWARD - PRICE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A claim left by a crashed request is never released: app/api/idempotency.py "
-    "answers 409 idempotency_in_progress for that key for ever (no stale-claim takeover).",
-)
 def test_killed_before_commit_the_same_key_can_be_retried(
     app: Flask, database_url: str, seeded: Seeded
 ) -> None:
