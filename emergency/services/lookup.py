@@ -64,13 +64,19 @@ def _lock_remaining(where: list[object], limit: int, now: datetime) -> int | Non
     return max(int((unlocks_at - now).total_seconds()) + 1, 1)
 
 
-def _check_limits(*, operator: User | None, caller_number: str | None, now: datetime) -> None:
-    global_misses = db.session.scalar(
-        select(func.count(PinAttempt.id)).where(
-            PinAttempt.outcome.in_(MISS_OUTCOMES), PinAttempt.created_at > now - GLOBAL_WINDOW
+def _global_misses(now: datetime) -> int:
+    return int(
+        db.session.scalar(
+            select(func.count(PinAttempt.id)).where(
+                PinAttempt.outcome.in_(MISS_OUTCOMES), PinAttempt.created_at > now - GLOBAL_WINDOW
+            )
         )
+        or 0
     )
-    if (global_misses or 0) >= GLOBAL_MISS_LIMIT:
+
+
+def _check_limits(*, operator: User | None, caller_number: str | None, now: datetime) -> None:
+    if _global_misses(now) >= GLOBAL_MISS_LIMIT:
         raise TooManyAttempts(
             "Too many wrong PINs have been tried across the service. Lookups are paused for a "
             "few minutes. Use the plan search with a supervisor if this is an emergency.",
@@ -128,6 +134,37 @@ def _alert_lockout(
         )
 
 
+def _alert_global_pause(now: datetime) -> None:
+    """Guessing across the whole service pauses every lookup: tell every council's
+    officers and the admins at once (once per window, however many misses follow)."""
+    audit.record(
+        "emergency.lookup_global_pause",
+        actor=None,
+        council_id=None,
+        details={"misses": GLOBAL_MISS_LIMIT, "window_minutes": GLOBAL_WINDOW.seconds // 60},
+    )
+    staff = db.session.scalars(
+        select(User)
+        .join(UserRole)
+        .where(UserRole.role.in_([Role.COUNCIL_OFFICER, Role.ADMIN]), User.is_active.is_(True))
+        .distinct()
+    )
+    window = int(now.timestamp() // GLOBAL_WINDOW.total_seconds())
+    for person in staff:
+        outbox.enqueue(
+            "email",
+            recipient=person.email,
+            payload={
+                "subject": "Emergency line: all PIN lookups paused after many wrong PINs",
+                "body": f"{GLOBAL_MISS_LIMIT} wrong PINs were tried across the service within "
+                f"{GLOBAL_WINDOW.seconds // 60} minutes, which looks like guessing. Lookups are "
+                "paused for a few minutes. Check the audit log.",
+            },
+            council_id=person.council_id,
+            dedupe_key=f"pin-global-pause-{person.id}-{window}",
+        )
+
+
 def _record_miss(
     outcome: str,
     *,
@@ -174,6 +211,8 @@ def _record_miss(
         _alert_lockout(
             operator=operator, caller_number=caller_number, council_id=council_id, now=now
         )
+    if _global_misses(now) >= GLOBAL_MISS_LIMIT:
+        _alert_global_pause(now)
     db.session.commit()
 
 

@@ -194,3 +194,53 @@ def test_caller_number_is_limited_too(now: datetime) -> None:
     with pytest.raises(services.TooManyAttempts) as caught:
         services.lookup_pin(issued.pin, now=now, **kwargs)  # type: ignore[arg-type]
     assert caught.value.retry_after > 0
+
+
+def test_guessing_across_the_service_pauses_every_lookup_and_alerts_once(
+    now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emergency.services import lookup
+
+    monkeypatch.setattr(lookup, "GLOBAL_MISS_LIMIT", 6)
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    # Six different callers, two wrong PINs each at most: no single one is locked out.
+    pins = _valid_unknown_pins(6, avoid=issued.pin)
+    for n, pin in enumerate(pins):
+        with pytest.raises(services.UnknownPin):
+            services.lookup_pin(
+                pin,
+                channel="phone",
+                operator=None,
+                caller_number=f"+4479110009{n:02d}",
+                ip_address=None,
+                pin_key=pin_key(),
+                now=now,
+            )
+    with pytest.raises(services.TooManyAttempts) as paused:
+        services.lookup_pin(
+            issued.pin,
+            channel="api",
+            operator=scene.operator,
+            caller_number=None,
+            ip_address=None,
+            pin_key=pin_key(),
+            now=now,
+        )
+    assert "across the service" in paused.value.message
+    alerts = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.recipient == scene.officer.email)
+    ).all()
+    assert len(alerts) == 1
+    assert "paused" in alerts[0].payload["subject"]
+    # After the window, lookups work again.
+    later = services.lookup_pin(
+        issued.pin,
+        channel="api",
+        operator=scene.operator,
+        caller_number=None,
+        ip_address=None,
+        pin_key=pin_key(),
+        now=now + timedelta(minutes=11),
+    )
+    assert later.card.id == issued.card.id
