@@ -13,6 +13,7 @@ from app.clock import utcnow
 from app.errors import DomainError
 from app.extensions import db
 from app.models import Council, Role
+from app.money import format_pence, parse_pounds
 
 councils_cli = AppGroup("councils", help="Manage councils (tenants).")
 users_cli = AppGroup("users", help="Manage people and their roles.")
@@ -25,15 +26,73 @@ scheduler_cli = AppGroup("scheduler", help="The job scheduler.")
 @click.option("--slug", required=True)
 @click.option("--name", required=True)
 @click.option("--emergency-phone", default=None)
-def create_council_command(slug: str, name: str, emergency_phone: str | None) -> None:
+@click.option(
+    "--cancellation-fee",
+    "cancellation_fee",
+    default=None,
+    metavar="POUNDS",
+    help="What a carer pays for a late cancellation, in pounds, like 15.00.",
+)
+def create_council_command(
+    slug: str, name: str, emergency_phone: str | None, cancellation_fee: str | None
+) -> None:
     """Create a council; prints its id."""
     from app.auth.services import create_council
 
+    fee_pence = _parse_fee(cancellation_fee) if cancellation_fee is not None else None
     try:
         council = create_council(slug=slug, name=name, emergency_phone=emergency_phone)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
+    if fee_pence is not None:
+        _set_cancellation_fee(council, fee_pence)
     click.echo(council.id)
+
+
+@councils_cli.command("set-fee")
+@click.option("--council", "council_slug", required=True, help="The council's slug.")
+@click.option(
+    "--fee",
+    required=True,
+    metavar="POUNDS",
+    help="What a carer pays for a late cancellation, in pounds, like 15.00.",
+)
+def set_fee_command(council_slug: str, fee: str) -> None:
+    """Set the council's late-cancellation fee."""
+    fee_pence = _parse_fee(fee)
+    council = db.session.scalar(select(Council).where(Council.slug == council_slug))
+    if council is None:
+        raise click.ClickException(f"No council with slug {council_slug!r}.")
+    old = council.cancellation_fee_pence
+    _set_cancellation_fee(council, fee_pence)
+    click.echo(f"{council.name}: cancellation fee {format_pence(old)} -> {format_pence(fee_pence)}")
+
+
+def _parse_fee(text: str) -> int:
+    """Pounds to pence, or a ClickException that says what to type."""
+    try:
+        pence = parse_pounds(text)
+    except ValueError as exc:
+        raise click.ClickException(f"Cancellation fee {text!r}: {exc}.") from exc
+    if pence < 0:
+        raise click.ClickException("The cancellation fee cannot be less than £0.00.")
+    return pence
+
+
+def _set_cancellation_fee(council: Council, fee_pence: int) -> None:
+    """Set the fee and add an audit entry in the same transaction."""
+    from app import audit
+
+    old = council.cancellation_fee_pence
+    council.cancellation_fee_pence = fee_pence
+    audit.record(
+        "council.cancellation_fee_set",
+        actor=None,
+        council_id=council.id,
+        subject=council,
+        details={"old_pence": old, "new_pence": fee_pence, "via": "cli"},
+    )
+    db.session.commit()
 
 
 @users_cli.command("create")
