@@ -1660,7 +1660,13 @@ def break_details(booking_ids: Collection[int]) -> Mapping[int, budget_service.B
     if not booking_ids:
         return {}
     rows = db.session.execute(
-        select(Booking.id, Booking.support_kind, WorkerProfile.display_name, User.name)
+        select(
+            Booking.id,
+            Booking.support_kind,
+            WorkerProfile.display_name,
+            User.name,
+            Booking.starts_at,
+        )
         .join(User, User.id == Booking.worker_id)
         .outerjoin(WorkerProfile, WorkerProfile.user_id == Booking.worker_id)
         .where(Booking.id.in_(list(booking_ids)))
@@ -1669,6 +1675,7 @@ def break_details(booking_ids: Collection[int]) -> Mapping[int, budget_service.B
         row[0]: budget_service.BreakDetails(
             worker=row[2] or row[3],
             support_kind=SKILLS.get(row[1] or "", GENERAL_SUPPORT),
+            starts_at=row[4],
         )
         for row in rows
     }

@@ -781,6 +781,8 @@ class StatementRow:
     booking_id: int | None
     amount_pence: int
     available_after_pence: int
+    break_starts_at: datetime | None = None
+    worker: str | None = None
 
 
 @dataclass
@@ -820,7 +822,9 @@ def statement(budget: Budget, *, start: date, end: date) -> Statement:
             LedgerEntry.created_at < ends,
         )
         .order_by(LedgerEntry.created_at, LedgerEntry.id)
-    )
+    ).all()
+    # One query for every row's break (date and worker), however long the statement.
+    details = _break_details[0]({e.booking_id for e in entries if e.booking_id is not None})
     running = opening
     rows: list[StatementRow] = []
     totals: dict[LedgerKind, int] = dict.fromkeys(LedgerKind, 0)
@@ -828,8 +832,9 @@ def statement(budget: Budget, *, start: date, end: date) -> Statement:
         running += entry.amount_pence
         totals[entry.kind] += entry.amount_pence
         parts = []
+        detail = details.get(entry.booking_id) if entry.booking_id is not None else None
         if entry.booking_id is not None:
-            parts.append(f"Break {entry.booking_id}")
+            parts.append(_break_label(entry.booking_id, detail))
         if entry.reason:
             parts.append(entry.reason)
         rows.append(
@@ -841,9 +846,24 @@ def statement(budget: Budget, *, start: date, end: date) -> Statement:
                 booking_id=entry.booking_id,
                 amount_pence=entry.amount_pence,
                 available_after_pence=running,
+                break_starts_at=detail.starts_at if detail else None,
+                worker=detail.worker if detail else None,
             )
         )
     return Statement(budget, start, end, opening, rows, running, totals)
+
+
+def _break_label(booking_id: int, detail: BreakDetails | None) -> str:
+    """'Break on 3 March 2027 at 10:00am with Priya Shah', or 'Break 12' if unknown."""
+    if detail is None:
+        return f"Break {booking_id}"
+    label = "Break"
+    if detail.starts_at is not None:
+        when = to_london(detail.starts_at).strftime("%-d %B %Y at %-I:%M%p")
+        label += " on " + when.replace("AM", "am").replace("PM", "pm")
+    if detail.worker:
+        label += f" with {detail.worker}"
+    return label
 
 
 def _pounds(pence: int) -> str:
@@ -855,8 +875,20 @@ def statement_csv(stmt: Statement) -> str:
     """The statement as CSV (amounts in pounds, times in UK time), for carers' records."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["date", "time", "what", "details", "break", "amount", "available_after"])
-    writer.writerow(["", "", "Opening balance", "", "", "", _pounds(stmt.opening_pence)])
+    writer.writerow(
+        [
+            "date",
+            "time",
+            "what",
+            "details",
+            "break",
+            "break_starts",
+            "worker",
+            "amount",
+            "available_after",
+        ]
+    )
+    writer.writerow(["", "", "Opening balance", "", "", "", "", "", _pounds(stmt.opening_pence)])
     for row in stmt.rows:
         local = to_london(row.created_at)
         writer.writerow(
@@ -866,11 +898,17 @@ def statement_csv(stmt: Statement) -> str:
                 row.label,
                 row.description,
                 row.booking_id or "",
+                (
+                    to_london(row.break_starts_at).strftime("%Y-%m-%d %H:%M")
+                    if row.break_starts_at
+                    else ""
+                ),
+                row.worker or "",
                 _pounds(row.amount_pence),
                 _pounds(row.available_after_pence),
             ]
         )
-    writer.writerow(["", "", "Closing balance", "", "", "", _pounds(stmt.closing_pence)])
+    writer.writerow(["", "", "Closing balance", "", "", "", "", "", _pounds(stmt.closing_pence)])
     return out.getvalue()
 
 
@@ -929,6 +967,7 @@ class BreakDetails:
 
     worker: str
     support_kind: str
+    starts_at: datetime | None = None
 
 
 BreakDetailsLookup = Callable[[Collection[int]], Mapping[int, BreakDetails]]
