@@ -49,6 +49,18 @@ def _register_budgets(app: Flask) -> None:
     )
     dashboard_link(
         Role.COUNCIL_OFFICER,
+        "carers.register",
+        "Register a carer",
+        "Set up an account for a carer after their assessment",
+    )
+    dashboard_link(
+        Role.CARER,
+        "carers.representatives",
+        "People who can help",
+        "Let a family member or friend book breaks for you",
+    )
+    dashboard_link(
+        Role.COUNCIL_OFFICER,
         "budgets.index",
         "Budgets",
         "Every carer's balance; allocate or adjust",

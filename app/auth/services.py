@@ -259,6 +259,17 @@ def make_reset_token(user: User, *, secret_key: str) -> str:
     return _reset_serializer(secret_key).dumps({"uid": user.id, "pw": _password_fingerprint(user)})
 
 
+WELCOME_LINK_SECONDS = 7 * 24 * 3600
+
+
+def make_welcome_token(user: User, *, secret_key: str) -> str:
+    """A first "choose your password" link for an account someone else set up. It lasts
+    a week, because people do not always read their e-mail the same hour."""
+    return _reset_serializer(secret_key).dumps(
+        {"uid": user.id, "pw": _password_fingerprint(user), "welcome": True}
+    )
+
+
 def request_password_reset(email: str, *, secret_key: str, reset_url: str, now: datetime) -> None:
     """Queue a reset link by e-mail. Says nothing about whether the address exists."""
     user = find_user_by_email(email)
@@ -285,8 +296,11 @@ def request_password_reset(email: str, *, secret_key: str, reset_url: str, now: 
 
 
 def user_for_reset_token(token: str, *, secret_key: str, max_age_seconds: int) -> User:
+    serializer = _reset_serializer(secret_key)
     try:
-        data = _reset_serializer(secret_key).loads(token, max_age=max_age_seconds)
+        data = serializer.loads(token, max_age=max(max_age_seconds, WELCOME_LINK_SECONDS))
+        if not (isinstance(data, dict) and data.get("welcome") is True):
+            data = serializer.loads(token, max_age=max_age_seconds)
     except SignatureExpired as exc:
         raise DomainError(
             "This link has expired. Ask for a new one.", code="token_expired"

@@ -22,3 +22,7 @@ BLUEPRINTS.append(payments_bp)
 from booking.views.bookings import bp as bookings_bp  # noqa: E402
 
 BLUEPRINTS.append(bookings_bp)
+
+from booking.views.carers import bp as carers_bp  # noqa: E402
+
+BLUEPRINTS.append(carers_bp)
