@@ -234,3 +234,58 @@ def test_vetting_pages(app: Flask) -> None:
     assert "Decision history" in page
     assert "No right to work evidence" in page
     assert client.get(f"/workers/vetting/{make_worker(CouncilFactory()).id}").status_code == 404
+
+
+def test_officer_approves_suspends_and_reinstates_on_the_page(app: Flask) -> None:
+    """Approval puts a worker in carers' search; suspension takes them out at once."""
+    from booking.services.search import search_workers
+    from tests.booking.factories_budgets import make_carer
+
+    council = CouncilFactory()
+    officer = make_user(Role.COUNCIL_OFFICER, council=council)
+    worker = make_worker(council, approved=False)
+    today = london_today(utcnow())
+    add_checks(
+        profile_for(worker),
+        issued_on=today - timedelta(days=30),
+        expires_on=today + timedelta(days=900),
+    )
+    carer = make_carer(council)
+    now = utcnow()
+    starts = (now + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+
+    def found() -> bool:
+        results = search_workers(
+            carer=carer,
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=2),
+            postcode="LS6 3AA",
+            now=now,
+        )
+        return worker.id in {r.worker_id for r in results}
+
+    assert not found()
+    client = sign_in(app.test_client(), officer)
+    url = f"/workers/vetting/{worker.id}"
+    assert client.post(url, data={"action": "approve", "reason": ""}).status_code == 302
+    profile = profile_for(worker)
+    assert profile.status == VettingStatus.APPROVED
+    assert profile.reapproval_due is not None
+    assert found()
+
+    no_reason = client.post(url, data={"action": "suspend", "reason": " "})
+    assert "govuk-error-summary" in no_reason.get_data(as_text=True)
+    assert profile_for(worker).status == VettingStatus.APPROVED
+
+    suspended = client.post(url, data={"action": "suspend", "reason": "Concern raised by a carer"})
+    assert suspended.status_code == 302
+    assert profile_for(worker).status == VettingStatus.SUSPENDED
+    assert not found()
+
+    assert client.post(url, data={"action": "reinstate", "reason": ""}).status_code == 302
+    assert profile_for(worker).status == VettingStatus.APPROVED
+    assert found()
+    page = client.get(url).get_data(as_text=True)
+    assert "Concern raised by a carer" in page
+    decisions = [d.decision for d in vetting.decisions_of(profile_for(worker))]
+    assert decisions == [DecisionKind.REINSTATED, DecisionKind.SUSPENDED, DecisionKind.APPROVED]
