@@ -277,3 +277,107 @@ def test_carer_prints_own_plan(client: FlaskClient, now: datetime) -> None:
     html = client.get("/emergency/my-plan").get_data(as_text=True)
     assert SECRET_MEDICINE in html
     assert KEY_SAFE not in html
+
+
+def test_plan_writer_edits_a_plan_into_a_new_version(client: FlaskClient, now: datetime) -> None:
+    """Edit starts a draft from the current answers; saving makes version 2 and keeps 1."""
+    from emergency.models import PlanVersion
+    from emergency.services.plans import current_version
+
+    scene = make_scene()
+    plan = make_plan(scene, now=now)
+    first = current_version(plan)
+    sign_in(client, scene.writer)
+    started = client.post(f"/emergency/plans/{plan.id}/edit")
+    assert started.status_code == 302
+    person_url = started.headers["Location"]
+    prefilled = client.get(person_url).get_data(as_text=True)
+    assert "Margaret" in prefilled  # the current answers, ready to change
+    base = person_url.rsplit("/", 1)[0]
+    changed = client.post(f"{base}/needs", data={"personal_care": "Needs two people to stand"})
+    assert changed.status_code == 302
+    check = client.get(f"{base}/check").get_data(as_text=True)
+    assert "Needs two people to stand" in check
+    assert client.post(f"{base}/check").status_code == 302
+    db.session.refresh(plan)
+    latest = current_version(plan)
+    assert latest.id != first.id
+    assert latest.number == first.number + 1
+    versions = db.session.scalar(
+        select(func.count(PlanVersion.id)).where(PlanVersion.plan_id == plan.id)
+    )
+    assert versions == 2
+    view = services.view_plan(plan, viewer=scene.writer, cipher=cipher(), now=now)
+    assert view.details["needs"]["personal_care"] == "Needs two people to stand"
+    page = client.get(f"/emergency/plans/{plan.id}/print").get_data(as_text=True)
+    assert "Needs two people to stand" in page
+    assert KEY_SAFE not in page
+
+
+def test_reissue_and_revoke_cards_on_the_plan_page(client: FlaskClient, now: datetime) -> None:
+    """A new card cancels the old one; a cancelled card gets 'card cancelled' on the console."""
+    scene = make_scene()
+    plan = make_plan(scene, now=now)
+    old = make_card(scene, plan, now=now)
+    sign_in(client, scene.writer)
+    html = client.post(f"/emergency/plans/{plan.id}/cards").get_data(as_text=True)
+    new_pin = re.search(r'name="pin" value="(\d{8})"', html).group(1)  # type: ignore[union-attr]
+    cards = {card.id: card for card in services.cards_of(plan)}
+    assert cards[old.card.id].status.value == "revoked"
+    live = [card for card in cards.values() if card.status.value == "live"]
+    assert len(live) == 1
+    revoked = client.post(f"/emergency/cards/{live[0].id}/revoke")
+    assert revoked.status_code == 302
+    assert live[0].status.value == "revoked"
+    assert "will not work any more" in client.get(revoked.headers["Location"]).get_data(
+        as_text=True
+    )
+
+    sign_in(client, scene.operator)
+    for pin in (old.pin, new_pin):
+        page = client.post("/emergency/console", data={"pin": pin})
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        assert SUMMARY in text
+        assert "cancelled" in text
+    assert db.session.scalar(select(func.count(Incident.id))) == 0
+
+
+def test_operator_confirms_a_contact_and_closes_with_an_outcome(
+    client: FlaskClient, now: datetime
+) -> None:
+    scene = make_scene()
+    plan = make_plan(scene, now=now)
+    issued = make_card(scene, plan, now=now)
+    sign_in(client, scene.operator)
+    location = client.post("/emergency/console", data={"pin": issued.pin}).headers["Location"]
+    incident_id = int(location.rstrip("/").rsplit("/", 1)[1])
+    client.post(f"/emergency/incidents/{incident_id}/cascade")
+    second = services.plan_contacts(plan)[1]
+    confirmed = client.post(f"/emergency/incidents/{incident_id}/contacts/{second.id}/confirm")
+    assert confirmed.status_code == 302
+    incident = db.session.get(Incident, incident_id)
+    assert incident is not None
+    assert incident.confirmed_contact_id == second.id
+    assert incident.cascade_status.value == "confirmed"
+    assert second.name in client.get(location).get_data(as_text=True)
+
+    other_scene = make_scene()
+    stranger = services.plan_contacts(make_plan(other_scene, now=now))[0]
+    client.post(f"/emergency/incidents/{incident_id}/contacts/{stranger.id}/confirm")
+    assert incident.confirmed_contact_id == second.id
+
+    no_outcome = client.post(f"/emergency/incidents/{incident_id}/close", data={"outcome": ""})
+    assert SUMMARY in no_outcome.get_data(as_text=True)
+    assert incident.status.value == "open"
+    closed = client.post(
+        f"/emergency/incidents/{incident_id}/close",
+        data={"outcome": "Son staying for three days; carer home on Friday"},
+    )
+    assert closed.status_code == 302
+    db.session.refresh(incident)
+    assert incident.status.value == "closed"
+    assert "Son staying" in (incident.outcome or "")
+    assert f"/emergency/incidents/{incident_id}" not in client.get("/emergency/incidents").get_data(
+        as_text=True
+    )
