@@ -90,6 +90,10 @@ def load_config(instance_path: str, environ: dict[str, str] | None = None) -> di
         "TWILIO_AUTH_TOKEN": env.get("TWILIO_AUTH_TOKEN", ""),
         "TWILIO_FROM_NUMBER": env.get("TWILIO_FROM_NUMBER", ""),
         "TWILIO_MESSAGING_SERVICE_SID": env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
+        # Where Twilio posts delivery reports; PUBLIC_BASE_URL when unset.
+        "TWILIO_STATUS_CALLBACK_BASE_URL": env.get("TWILIO_STATUS_CALLBACK_BASE_URL", "").rstrip(
+            "/"
+        ),
         "PAYMENT_BACKEND": env.get("PAYMENT_BACKEND", "ledger"),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),

@@ -4,6 +4,7 @@ the default; `twilio` sends real SMS and calls. The outbox is the only caller.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -76,3 +77,15 @@ def make_notifier(config: dict[str, Any]) -> Notifier:
         raise ValueError(f"Unknown NOTIFY_BACKEND {name!r}; choose one of {sorted(_BACKENDS)}")
     notifier: Notifier = _BACKENDS[name](config)
     return notifier
+
+
+def status_callback_base(config: Mapping[str, Any]) -> str:
+    """The public address Twilio sends delivery reports to: its own setting when a
+    deployment routes callbacks elsewhere (a separate webhook host), else the site's."""
+    return str(config.get("TWILIO_STATUS_CALLBACK_BASE_URL") or config["PUBLIC_BASE_URL"]).rstrip(
+        "/"
+    )
+
+
+def status_callback_url(config: Mapping[str, Any]) -> str:
+    return f"{status_callback_base(config)}/twilio/status"

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import OutboxMessage, OutboxStatus
-from app.notify import DeliveryError, Notifier, Sent
+from app.notify import DeliveryError, Notifier, Sent, status_callback_url
 
 log = logging.getLogger("outbox")
 
@@ -79,9 +79,10 @@ def enqueue(
 
 @handler("sms")
 def _deliver_sms(message: OutboxMessage, ctx: DeliveryContext) -> Sent:
-    callback = f"{ctx.config['PUBLIC_BASE_URL']}/twilio/status"
     return ctx.notifier.send_sms(
-        message.recipient or "", message.payload["body"], status_callback=callback
+        message.recipient or "",
+        message.payload["body"],
+        status_callback=status_callback_url(ctx.config),
     )
 
 

@@ -31,7 +31,13 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from app.notify import DeliveryError, LogNotifier, Sent, register_backend
+from app.notify import (
+    DeliveryError,
+    LogNotifier,
+    Sent,
+    register_backend,
+    status_callback_base,
+)
 from app.security import public
 
 log = logging.getLogger("notify.twilio")
@@ -187,7 +193,11 @@ def signed_url_candidates() -> list[str]:
     """The URLs Twilio may have signed for the current request (see the module docstring)."""
     base = str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
     query = request.query_string.decode("utf-8")
-    candidates = [f"{base}{request.path}" + (f"?{query}" if query else "")]
+    suffix = request.path + (f"?{query}" if query else "")
+    candidates = [f"{base}{suffix}"]
+    callback_base = status_callback_base(current_app.config)
+    if callback_base != base:
+        candidates.append(f"{callback_base}{suffix}")
     if int(current_app.config.get("PROXY_FIX_HOPS", 0) or 0) > 0:
         # ProxyFix has already rewritten scheme and host from the trusted proxy headers.
         candidates.append(request.url)

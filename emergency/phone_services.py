@@ -25,7 +25,7 @@ from app import audit, outbox
 from app.errors import DomainError
 from app.extensions import db
 from app.models import Council, OutboxMessage, ProcessedWebhook, Role, User
-from app.notify import Sent
+from app.notify import Sent, status_callback_url
 from app.phone_numbers import normalise_uk_phone
 from emergency import services as emergency_services
 from emergency.models import (
@@ -490,7 +490,7 @@ def _deliver_call(message: OutboxMessage, ctx: outbox.DeliveryContext) -> Sent:
     return ctx.notifier.place_call(
         message.recipient or "",
         twiml_url=base + str(message.payload["path"]),
-        status_callback=f"{base}/twilio/status",
+        status_callback=status_callback_url(ctx.config),
         machine_detection=True,
     )
 

@@ -284,3 +284,35 @@ def _json(data: dict[str, Any]) -> str:
     import json
 
     return json.dumps(data)
+
+
+HOOKS = "https://hooks.carers.example.org"
+
+
+@responses.activate
+def test_delivery_reports_go_to_the_configured_callback_base(
+    app: Flask, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment may route Twilio's delivery reports to a separate host; the SMS asks
+    for it, and a report Twilio signs for that host is accepted (and only a signed one)."""
+    from twilio.request_validator import RequestValidator
+
+    for key, value in twilio_config(TWILIO_STATUS_CALLBACK_BASE_URL=HOOKS).items():
+        monkeypatch.setitem(app.config, key, value)
+    [message_id] = _queue(1, now)
+    responses.post(MESSAGES_URL, json=message_json("SM" + "6" * 32), status=201)
+    assert run_job("deliver_outbox", now=now) == {"sent": 1, "retry": 0, "dead": 0}
+    assert form_of(responses.calls[0])["StatusCallback"] == [f"{HOOKS}/twilio/status"]
+
+    params = {"MessageSid": "SM" + "6" * 32, "MessageStatus": "delivered"}
+    client = app.test_client()
+    forged = RequestValidator("not-the-token").compute_signature(f"{HOOKS}/twilio/status", params)
+    refused = client.post("/twilio/status", data=params, headers={"X-Twilio-Signature": forged})
+    assert refused.status_code == 403
+    signed = RequestValidator(TOKEN).compute_signature(f"{HOOKS}/twilio/status", params)
+    accepted = client.post("/twilio/status", data=params, headers={"X-Twilio-Signature": signed})
+    assert accepted.status_code in (200, 204)
+    message = db.session.get(OutboxMessage, message_id)
+    assert message is not None
+    db.session.refresh(message)
+    assert message.delivery_status == "delivered"
