@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.auth.services import create_user
 from app.extensions import db
-from app.models import Council, Role, User
+from app.models import Council, Representation, Role, User
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - printed for the demo, never used in production
 # Fixed TOTP secret for demo staff so the demo (and browser tests) can produce codes.
@@ -123,6 +123,23 @@ def demo_seeder(func: Callable[[DemoContext], None]) -> Callable[[DemoContext], 
     return func
 
 
+def _link_representative(council: Council, *, carer: User, representative: User) -> None:
+    """Chris helps Sam, so signing in as the representative shows Sam's budget and breaks."""
+    linked = db.session.scalar(
+        select(Representation.id).where(
+            Representation.carer_id == carer.id,
+            Representation.representative_id == representative.id,
+        )
+    )
+    if linked is None:
+        db.session.add(
+            Representation(
+                council_id=council.id, carer_id=carer.id, representative_id=representative.id
+            )
+        )
+        db.session.commit()
+
+
 def seed(*, now: datetime, password_method: str = "scrypt") -> Iterator[str]:
     council = db.session.scalar(select(Council).where(Council.slug == "demo"))
     if council is None:
@@ -158,6 +175,7 @@ def seed(*, now: datetime, password_method: str = "scrypt") -> Iterator[str]:
                 now=now,
             )
         people[person.key] = user
+    _link_representative(council, carer=people["carer"], representative=people["representative"])
     ctx = DemoContext(council=council, people=people, now=now, password_method=password_method)
     for seeder in DEMO_SEEDERS:
         seeder(ctx)

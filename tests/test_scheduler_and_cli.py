@@ -116,6 +116,7 @@ def test_demo_seed_twice_changes_nothing(app: Flask) -> None:
     assert "demo-password-1" in first.output
     counts = _row_counts()
     assert counts["users"] >= 12
+    assert counts["representations"] == 1  # the demo representative helps Sam Carer
     second = _cli(app, "demo", "seed")
     assert second.exit_code == 0, second.output
     assert _row_counts() == counts
