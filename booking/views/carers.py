@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
@@ -12,6 +10,7 @@ from flask_login import current_user
 from app.clock import london_today, utcnow
 from app.errors import DomainError
 from app.extensions import db
+from app.forms import show_domain_error
 from app.models import Role
 from app.security import roles_required
 from booking.forms.carers import CarerForm, NominateForm, RemoveForm
@@ -25,19 +24,6 @@ def _council_id() -> int:
     if current_user.council_id is None:
         abort(403)
     return int(current_user.council_id)
-
-
-def _place_error(form: Any, exc: DomainError, fallback: str) -> None:
-    """Put the service's message on the field it names, so the error summary links to it."""
-    placed = False
-    for name, message in exc.fields.items():
-        field = getattr(form, name, None)
-        if field is not None and hasattr(field, "errors"):
-            field.errors = [*list(field.errors), message]
-            placed = True
-    if not placed:
-        field = getattr(form, fallback)
-        field.errors = [*list(field.errors), exc.message]
 
 
 def _details(form: CarerForm) -> service.CarerDetails:
@@ -75,7 +61,7 @@ def register() -> ResponseReturnValue:
             )
         except DomainError as exc:
             db.session.rollback()
-            _place_error(form, exc, "name")
+            show_domain_error(form, exc, fallback="name")
         else:
             flash(
                 f"{carer.name} is registered. We have e-mailed them a link to choose a "
@@ -106,7 +92,7 @@ def edit(carer_id: int) -> ResponseReturnValue:
             )
         except DomainError as exc:
             db.session.rollback()
-            _place_error(form, exc, "name")
+            show_domain_error(form, exc, fallback="name")
         else:
             flash(f"{carer.name}'s details have been saved.", "success")
             return redirect(url_for("budgets.index"))
@@ -131,7 +117,7 @@ def representatives() -> ResponseReturnValue:
             )
         except DomainError as exc:
             db.session.rollback()
-            _place_error(form, exc, "email")
+            show_domain_error(form, exc, fallback="email")
         else:
             flash(f"{person.name} can now book breaks for you. We have e-mailed them.", "success")
             return redirect(url_for("carers.representatives"))

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from app.clock import london_today, london_wall_clock, utcnow
 from app.errors import DomainError, Forbidden, NotFound
 from app.extensions import db
+from app.forms import show_domain_error
 from app.models import Council, Representation, Role, User
 from app.money import parse_pounds
 from app.security import ALL_ROLES, CARER_SIDE, public, roles_required
@@ -59,18 +60,6 @@ def _or_abort(call: Callable[[], T]) -> T:
         abort(403)
     except NotFound:
         abort(404)
-
-
-def _show_errors(form: Any, exc: DomainError) -> None:
-    """Put a service's field messages on the form so base.html shows the error summary."""
-    placed = False
-    for name, message in exc.fields.items():
-        field = getattr(form, name.split(".")[0], None)
-        if field is not None and hasattr(field, "errors"):
-            field.errors = [*list(field.errors), message]
-            placed = True
-    if not placed:
-        form.form_errors.append(exc.message)
 
 
 def _parse_time(text: str) -> time:
@@ -111,7 +100,7 @@ def sign_up() -> ResponseReturnValue:
                 )
             except DomainError as exc:
                 db.session.rollback()
-                _show_errors(form, exc)
+                show_domain_error(form, exc)
             else:
                 flash("Your account is ready. Sign in to fill in your profile.", "success")
                 return redirect(url_for("auth.sign_in"))
@@ -177,7 +166,7 @@ def profile(worker_id: int) -> ResponseReturnValue:
             form.hourly_rate.errors = ["Enter an amount like 18.50"]
         except DomainError as exc:
             db.session.rollback()
-            _show_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash("Your profile is saved.", "success")
             return redirect(url_for("workers.profile", worker_id=worker_id))
@@ -217,7 +206,7 @@ def rules(worker_id: int) -> ResponseReturnValue:
             )
         except DomainError as exc:
             db.session.rollback()
-            _show_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash("Your booking rules are saved.", "success")
             return redirect(url_for("workers.rules", worker_id=worker_id))
@@ -306,7 +295,7 @@ def add_exception(worker_id: int) -> ResponseReturnValue:
             )
         except DomainError as exc:
             db.session.rollback()
-            _show_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash("Your change is saved.", "success")
             return redirect(url_for("workers.availability_page", worker_id=worker_id))
@@ -377,7 +366,7 @@ def checks(worker_id: int) -> ResponseReturnValue:
             )
         except DomainError as exc:
             db.session.rollback()
-            _show_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash("The check is saved.", "success")
             return redirect(url_for("workers.checks", worker_id=worker_id))
@@ -422,7 +411,7 @@ def create_organisation() -> ResponseReturnValue:
             )
         except DomainError as exc:
             db.session.rollback()
-            _show_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash("Your organisation is set up.", "success")
             return redirect(url_for("workers.team"))
@@ -450,7 +439,7 @@ def add_worker() -> ResponseReturnValue:
             )
         except DomainError as exc:
             db.session.rollback()
-            _show_errors(form, exc)
+            show_domain_error(form, exc)
         else:
             flash(f"{worker.name} is added. Now fill in their profile.", "success")
             return redirect(url_for("workers.profile", worker_id=worker.id))
@@ -551,7 +540,7 @@ def find() -> ResponseReturnValue:
                 now=utcnow(),
             )
         except DomainError as exc:
-            _show_errors(form, exc)
+            show_domain_error(form, exc)
             if exc.fields.get("ends_at") or exc.fields.get("starts_at"):
                 form.end.errors = [
                     *list(form.end.errors),
