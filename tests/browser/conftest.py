@@ -36,6 +36,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
 
 
+class LiveServer(str):
+    """The app's base URL, and what `flask demo seed` printed when it started."""
+
+    seed_lines: list[str]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -43,7 +49,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
+def live_server() -> Iterator[LiveServer]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
             "chromium is not installed: .ci/run installs it with apt-get (apt-get install chromium)"
@@ -60,8 +66,12 @@ def live_server() -> Iterator[str]:
     assert process.stdout is not None
     deadline = time.monotonic() + 60
     line = ""
+    seed_lines: list[str] = []
     while time.monotonic() < deadline:
         line = process.stdout.readline()
+        if line.startswith("seed: "):
+            seed_lines.append(line[len("seed: ") :].rstrip("\n"))
+            continue
         if "ready" in line or process.poll() is not None:
             break
     if "ready" not in line:
@@ -71,7 +81,9 @@ def live_server() -> Iterator[str]:
         log_file.close()
         log = Path(tmp, "server.log").read_text()[-3000:]
         pytest.fail(f"the app did not start for browser tests:\n{log}")
-    yield f"http://127.0.0.1:{port}"
+    server = LiveServer(f"http://127.0.0.1:{port}")
+    server.seed_lines = seed_lines
+    yield server
     process.terminate()
     process.wait(timeout=10)
     process.stdout.close()

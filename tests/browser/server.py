@@ -29,8 +29,10 @@ def main(port: int, db_path: str) -> None:
     )
     with app.app_context():
         upgrade()
-        for _line in seed(now=utcnow(), password_method="pbkdf2:sha256:1000"):
-            pass
+        for line in seed(now=utcnow(), password_method="pbkdf2:sha256:1000"):
+            # The journeys read the demo card's PIN from here, as a person reads it
+            # from `make run`'s output.
+            print(f"seed: {line}", flush=True)
     server = make_server("127.0.0.1", port, app, threaded=True)
     print("ready", flush=True)
     server.serve_forever()
