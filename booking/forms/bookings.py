@@ -103,6 +103,7 @@ class BookForm(FlaskForm):
         validators=[Optional(), Length(max=2000, message="Notes must be 2000 characters or fewer")],
     )
     share_notes = BooleanField("Share these notes with the worker", widget=GovCheckboxInput())
+    top_up = BooleanField("Pay the difference by card", widget=GovCheckboxInput())
     form_token = HiddenField()
     step = HiddenField(default="check")
     submit = SubmitField("Continue", widget=GovSubmitInput())

@@ -642,14 +642,21 @@ def request_regular_bookings(
     support_kind: str | None = None,
     form_token: str | None = None,
     payment_backend: str = payments.LEDGER,
+    top_up: bool = False,
 ) -> list[WeekOutcome]:
     """The same worker at the same UK wall-clock time each week, up to 4 weeks. Each week
     is its own booking (its own transaction); the outcome says which dates could not be
-    booked and why."""
+    booked and why. Paying part by card (`top_up`) is for a single break only: one card
+    authorisation lasts days, not weeks."""
     if not 1 <= weeks <= MAX_REGULAR_WEEKS:
         raise BookingError(
             "Regular breaks can be booked up to 4 weeks ahead.",
             fields={"weeks": "Choose between 1 and 4 weeks"},
+        )
+    if top_up and weeks > 1:
+        raise BookingError(
+            "Paying part of a break by card works for one break at a time.",
+            fields={"weeks": "Choose just this once to pay part by card"},
         )
     series_key = secrets.token_hex(8) if weeks > 1 else None
     first_start, first_end = to_london(starts_at), to_london(ends_at)
@@ -677,6 +684,7 @@ def request_regular_bookings(
                 form_token=f"{form_token}:{week}" if form_token else None,
                 series_key=series_key,
                 payment_backend=payment_backend,
+                top_up=top_up,
             )
         except DomainError as exc:
             db.session.rollback()

@@ -33,6 +33,7 @@ after the ledger refund; the hooks only flush, the caller commits.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,6 +81,12 @@ def _check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"unknown payment backend {backend!r}; use one of {BACKENDS}")
     return backend
+
+
+def card_payments_on(config: Mapping[str, Any]) -> bool:
+    """Carers can pay by card only with the Stripe backend and a publishable key (for
+    Stripe Elements). The offline `ledger` backend never offers it."""
+    return config.get("PAYMENT_BACKEND") == STRIPE and bool(config.get("STRIPE_PUBLISHABLE_KEY"))
 
 
 def payment_for_booking(booking_id: int) -> Payment | None:

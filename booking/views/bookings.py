@@ -27,7 +27,7 @@ from app.clock import london_wall_clock, to_london, utcnow
 from app.errors import DomainError
 from app.extensions import db
 from app.models import Role, User
-from app.money import parse_pounds
+from app.money import format_pence, parse_pounds
 from app.security import CARER_SIDE, public, roles_required
 from booking.forms.bookings import (
     BookForm,
@@ -42,7 +42,7 @@ from booking.forms.bookings import (
 )
 from booking.models.bookings import Booking, BookingStatus
 from booking.services import bookings as service
-from booking.services import calendar_feeds
+from booking.services import calendar_feeds, payments
 from booking.services.workers import SKILLS
 
 bp = Blueprint("bookings", __name__, url_prefix="/bookings")
@@ -197,6 +197,7 @@ def _book(*, by_phone: bool) -> ResponseReturnValue:
             weeks=weeks,
             by_phone=by_phone,
             action=request.path,
+            can_pay_by_card=weeks == 1 and payments.card_payments_on(current_app.config),
         )
     try:
         outcomes = service.request_regular_bookings(
@@ -214,6 +215,7 @@ def _book(*, by_phone: bool) -> ResponseReturnValue:
             now=now,
             form_token=form.form_token.data or None,
             payment_backend=_backend(),
+            top_up=bool(form.top_up.data) and payments.card_payments_on(current_app.config),
         )
     except DomainError as exc:
         form.step.data = "check"
@@ -228,6 +230,14 @@ def _book(*, by_phone: bool) -> ResponseReturnValue:
             return _render_form(form, by_phone=by_phone)
         booking = booked[0].booking
         assert booking is not None
+        if booking.top_up_pence:
+            flash(
+                f"Your break is booked. Now enter your card details to pay "
+                f"{format_pence(booking.top_up_pence)}: the card is charged only for the "
+                "time the worker actually stays.",
+                "success",
+            )
+            return redirect(url_for("payments.card", booking_id=booking.id))
         if by_phone:
             flash(f"Break {booking.id} booked for {carer.name}.", "success")
             return redirect(url_for("bookings.detail", booking_id=booking.id))
@@ -322,6 +332,7 @@ def detail(booking_id: int) -> ResponseReturnValue:
         notes=booking.notes if not is_worker or carer_side else service.worker_notes(booking),
         policy=service.cancellation_policy(booking, by=current_user, now=now),
         review=service.review_of(booking.id),
+        card_payment=payments.payment_for_booking(booking.id) if carer_side else None,
         alternatives=alternatives,
         now=now,
         complete_form=CompleteForm(

@@ -31,12 +31,6 @@ from booking.services.stripe_backend import make_gateway
 bp = Blueprint("payments", __name__)
 
 
-def _card_payments_on() -> bool:
-    """Card entry works only with the Stripe backend and a publishable key."""
-    config = current_app.config
-    return config.get("PAYMENT_BACKEND") == "stripe" and bool(config.get("STRIPE_PUBLISHABLE_KEY"))
-
-
 @bp.route("/payments/bookings/<int:booking_id>/card", methods=["GET", "POST"])
 @roles_required(*CARER_SIDE)
 def card(booking_id: int) -> ResponseReturnValue:
@@ -47,7 +41,7 @@ def card(booking_id: int) -> ResponseReturnValue:
         abort(404)
     error: str | None = None
     if request.method == "POST":
-        if not _card_payments_on():
+        if not payments.card_payments_on(current_app.config):
             error = "Card payments are not available at the moment."
         else:
             try:
@@ -65,7 +59,7 @@ def card(booking_id: int) -> ResponseReturnValue:
     return render_template(
         "booking/payments/card.html",
         payment=payment,
-        card_payments_on=_card_payments_on(),
+        card_payments_on=payments.card_payments_on(current_app.config),
         needs_card=payment.status in ("awaiting_card", "failed"),
         publishable_key=current_app.config.get("STRIPE_PUBLISHABLE_KEY", ""),
         stripe_js_url=current_app.config.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
