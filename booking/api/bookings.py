@@ -230,6 +230,7 @@ def list_bookings(*, user: User) -> BookingList:
     roles=[Role.WORKER],
     response=StatusOut,
     errors=[(404, "not_found"), (409, "wrong_status")],
+    idempotent=True,
 )
 def accept_booking(*, user: User, booking_id: int) -> StatusOut:
     booking = service.accept_booking(booking_id, worker=user, now=utcnow())
@@ -243,6 +244,7 @@ def accept_booking(*, user: User, booking_id: int) -> StatusOut:
     roles=[Role.WORKER],
     response=StatusOut,
     errors=[(404, "not_found"), (409, "wrong_status")],
+    idempotent=True,
 )
 def decline_booking(*, user: User, booking_id: int) -> StatusOut:
     booking = service.decline_booking(

@@ -13,6 +13,7 @@ from app.clock import iso_z
 from app.extensions import db
 from app.models import Role
 from booking.models.bookings import Booking
+from booking.models.budgets import LedgerEntry, LedgerKind
 from booking.services import ledger
 from tests.booking.factories_bookings import NOW, RATE, budget_of, council, make_carer, make_worker
 from tests.factories import make_user
@@ -194,3 +195,32 @@ def test_not_yours_is_404_and_officer_sees_council_bookings(client, setup) -> No
     assert client.get(f"/api/v1/bookings/{booking_id}", headers=bearer(officer)).status_code == 200
     outsider = make_user(Role.COUNCIL_OFFICER)
     assert client.get(f"/api/v1/bookings/{booking_id}", headers=bearer(outsider)).status_code == 404
+
+
+def test_a_retried_answer_with_its_idempotency_key_gets_the_first_response(client, setup) -> None:
+    """A worker's phone that loses the answer to "decline" and sends it again must hear
+    "declined", not "wrong status", and the hold is released once."""
+    _c, carer, worker = setup
+    carer_h = bearer(carer)
+    worker_h = {**bearer(worker), "Idempotency-Key": "decline-retry-1"}
+    first = client.post("/api/v1/bookings", json=_body(worker), headers=carer_h).get_json()["id"]
+    declined = client.post(f"/api/v1/bookings/{first}/decline", headers=worker_h)
+    again = client.post(f"/api/v1/bookings/{first}/decline", headers=worker_h)
+    assert (declined.status_code, again.status_code) == (200, 200)
+    assert again.get_json() == {"status": "declined"}
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    releases = db.session.scalar(
+        select(func.count(LedgerEntry.id)).where(
+            LedgerEntry.booking_id == first, LedgerEntry.kind == LedgerKind.RELEASE
+        )
+    )
+    assert releases == 1
+
+    second = client.post("/api/v1/bookings", json=_body(worker), headers=carer_h).get_json()["id"]
+    accept_h = {**bearer(worker), "Idempotency-Key": "accept-retry-1"}
+    accepted = client.post(f"/api/v1/bookings/{second}/accept", headers=accept_h)
+    retried = client.post(f"/api/v1/bookings/{second}/accept", headers=accept_h)
+    assert accepted.get_json() == retried.get_json() == {"status": "confirmed"}
+    assert retried.status_code == 200
+    without_key = client.post(f"/api/v1/bookings/{second}/accept", headers=bearer(worker))
+    assert (without_key.status_code, error_of(without_key)["code"]) == (409, "wrong_status")
