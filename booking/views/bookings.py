@@ -26,6 +26,7 @@ from sqlalchemy import select
 from app.clock import london_wall_clock, to_london, utcnow
 from app.errors import DomainError
 from app.extensions import db
+from app.forms import show_domain_error
 from app.models import Role, User
 from app.money import format_pence, parse_pounds
 from app.security import CARER_SIDE, public, roles_required
@@ -67,16 +68,7 @@ def _backend() -> str:
 
 
 def _show_error(form: Any, exc: DomainError, fallback: str) -> None:
-    """Put a service's message on a form field so base.html shows the error summary."""
-    placed = False
-    for name, message in exc.fields.items():
-        field = getattr(form, FIELD_NAMES.get(name, name), None)
-        if field is not None and hasattr(field, "errors"):
-            field.errors = [*list(field.errors), message]
-            placed = True
-    if not placed:
-        field = getattr(form, fallback)
-        field.errors = [*list(field.errors), exc.message]
+    show_domain_error(form, exc, fallback=fallback, field_names=FIELD_NAMES)
 
 
 def _three_date_parts(form: BookForm) -> None:
