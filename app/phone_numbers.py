@@ -13,12 +13,12 @@ def normalise_uk_phone(text: str, *, field: str = "phone") -> str:
         number = phonenumbers.parse(text, "GB")
     except phonenumbers.NumberParseException as exc:
         raise DomainError(
-            "Enter a phone number, like 07700 900 982 or +44 7700 900 982.",
+            "Enter a phone number, like 07911 123 456 or +44 7911 123 456.",
             fields={field: "Enter a valid phone number"},
         ) from exc
     if not phonenumbers.is_valid_number(number):
         raise DomainError(
-            "Enter a real phone number, like 07700 900 982 or +44 7700 900 982.",
+            "Enter a real phone number, like 07911 123 456 or +44 7911 123 456.",
             fields={field: "Enter a valid phone number"},
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -298,7 +298,7 @@ class RotaForm(FlaskForm):  # type: ignore[misc]
     )
     phone = StringField(
         "Phone number the line should ring",
-        description="A UK number, like 07700 900 982",
+        description="A UK number, like 07911 123 456",
         widget=GovTextInput(),
         validators=[InputRequired("Enter the phone number the line should ring")],
     )

@@ -97,3 +97,18 @@ def test_sign_in_is_throttled_per_address(client) -> None:  # type: ignore[no-un
     ]
     assert responses[:20] == [200] * 20
     assert responses[-1] == 429
+
+
+def test_the_phone_number_examples_we_give_are_ones_we_accept() -> None:
+    """An error message that says "like 07911 123 456" must accept 07911 123 456."""
+    import re
+
+    from app.errors import DomainError
+    from app.phone_numbers import normalise_uk_phone
+
+    with pytest.raises(DomainError) as refused:
+        normalise_uk_phone("12")
+    examples = re.findall(r"like ([\d +]+?) or ([\d +]+?)\.", refused.value.message)
+    assert examples
+    for example in examples[0]:
+        assert normalise_uk_phone(example).startswith("+44")

@@ -139,7 +139,7 @@ def validate_answers(answers: dict[str, Any], *, today: date) -> dict[str, Any]:
             phone = normalise_uk_phone(_text(contact.get("phone"), 40))
         except DomainError:
             errors[f"contacts.{index}.phone"] = (
-                f"Enter a real phone number for contact {index + 1}, like 07700 900 982"
+                f"Enter a real phone number for contact {index + 1}, like 07911 123 456"
             )
         consent = contact.get("consent", False) in (True, "true", "yes", "y", "on", "1")
         if not consent:
