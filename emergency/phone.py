@@ -84,6 +84,11 @@ def _int_arg(name: str, default: int | None = None) -> int | None:
     return int(value) if value.isdigit() else default
 
 
+def _form_int(name: str) -> int | None:
+    value = request.form.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 7 else None
+
+
 def _gather_pin(response: VoiceResponse, attempt: int, text: str) -> None:
     gather = Gather(
         num_digits=8,
@@ -121,6 +126,7 @@ def _dial_operator(
 def voice() -> ResponseReturnValue:
     """A call to the line: greet, gather the PIN; after three silences, an operator."""
     attempt = _int_arg("attempt", 1) or 1
+    services.note_call_arrived(request.form.get("CallSid", ""), now=utcnow())
     response = VoiceResponse()
     if attempt > MAX_PIN_TRIES:
         _say(response, TO_OPERATOR)
@@ -188,6 +194,7 @@ def voice_dial() -> ResponseReturnValue:
         stage=stage,
         now=now,
         call_sid=request.form.get("CallSid"),
+        talked_seconds=_form_int("DialCallDuration"),
     )
     response = VoiceResponse()
     if answered:

@@ -258,7 +258,7 @@ def check_phone_pin(
     except emergency_services.CardRevoked:
         return _pin_miss(miss_id, PinOutcome.REFUSED)
     incident = result.incident
-    incident.call_started_at = incident.call_started_at or now
+    incident.call_started_at = incident.call_started_at or call_arrived_at(call_sid) or now
     db.session.add(
         ProcessedWebhook(provider="twilio", event_id=event_id, event_type=f"incident:{incident.id}")
     )
@@ -274,6 +274,38 @@ def check_phone_pin(
     )
     db.session.commit()
     return PinResult(PinOutcome.FOUND, incident)
+
+
+def note_call_arrived(call_sid: str, *, now: datetime) -> None:
+    """Remember when a call first reached the line, by Twilio's CallSid. The TSA figures
+    count the wait for an operator from here, not from the moment the PIN was typed.
+    Later steps of the same call, and replays, keep the first time."""
+    if not call_sid:
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                ProcessedWebhook(
+                    provider="twilio",
+                    event_id=f"call-arrived:{call_sid}"[:255],
+                    event_type="call-arrived",
+                    received_at=now,
+                )
+            )
+    except IntegrityError:
+        return
+    db.session.commit()
+
+
+def call_arrived_at(call_sid: str | None) -> datetime | None:
+    if not call_sid:
+        return None
+    return db.session.scalar(
+        select(ProcessedWebhook.received_at).where(
+            ProcessedWebhook.provider == "twilio",
+            ProcessedWebhook.event_id == f"call-arrived:{call_sid}"[:255],
+        )
+    )
 
 
 def _pin_miss(miss_id: str | None, outcome: PinOutcome) -> PinResult:
@@ -307,11 +339,14 @@ def record_dial_result(
     stage: int,
     now: datetime,
     call_sid: str | None = None,
+    talked_seconds: int | None = None,
 ) -> bool:
     """Note how the transfer to an operator ended. Returns True when somebody answered.
 
-    When nobody answers the first transfer, the contact cascade starts at once. With the
-    call's `call_sid`, a replay of the same report changes nothing."""
+    Twilio reports the transfer when it ends, with how long the operator talked
+    (`DialCallDuration`), so the operator answered that long before `now`. When nobody
+    answers the first transfer, the contact cascade starts at once. With the call's
+    `call_sid`, a replay of the same report changes nothing."""
     answered = dial_status in {"completed", "answered"}
     incident = db.session.get(Incident, incident_id) if incident_id else None
     if incident is None:
@@ -319,13 +354,19 @@ def record_dial_result(
     if call_sid and not _first_delivery(f"dial:{call_sid}:{incident.id}:{stage}", "dial"):
         return answered
     if answered:
-        incident.call_answered_at = incident.call_answered_at or now
+        talked = timedelta(seconds=max(talked_seconds or 0, 0))
+        answered_at = now - talked
+        if incident.call_started_at is not None:
+            answered_at = max(answered_at, incident.call_started_at)
+        incident.call_answered_at = incident.call_answered_at or answered_at
+        minutes = round(talked.total_seconds() / 60)
         emergency_services.add_incident_event(
             incident,
             kind="call",
-            text="An operator answered the call.",
+            text="An operator answered the call"
+            + (f" and talked with the caller for {minutes} min." if minutes else "."),
             actor=None,
-            now=now,
+            now=answered_at,
             commit=False,
         )
         db.session.commit()
