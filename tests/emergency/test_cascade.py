@@ -281,3 +281,32 @@ def test_demo_seed_is_idempotent(app: Any) -> None:
     assert any("Emergency card PIN" in line for line in first)
     assert db.session.scalar(select(func.count(Card.id))) == cards == 2
     assert not any("Emergency card PIN" in line for line in second)
+
+
+def test_flask_jobs_run_drives_the_cascade_to_an_emergency_booking(app: Any, now: datetime) -> None:
+    """The same path as the scheduler, through the command staff would type:
+    `flask jobs run emergency_cascade`, at each contact's timeout."""
+    import time_machine
+
+    scene = make_scene(timeout_minutes=10)
+    worker = make_worker_free_now(scene.council, now=now)
+    incident = _open(scene, now)
+    contacts = services.plan_contacts(incident.plan)
+    services.start_cascade(incident, now=now)
+    runner = app.test_cli_runner()
+    texted = []
+    for minutes in (11, 22, 33):
+        with time_machine.travel(now + timedelta(minutes=minutes), tick=False):
+            result = runner.invoke(args=["jobs", "run", "emergency_cascade"])
+        assert result.exit_code == 0, result.output
+        assert "emergency_cascade:" in result.output
+        texted.append([len(_sms_to(c.phone)) for c in contacts])
+    assert texted == [[1, 1, 0], [1, 1, 1], [1, 1, 1]]
+    db.session.expire_all()
+    incident = db.session.get(Incident, incident.id)
+    assert incident is not None
+    assert incident.cascade_status is CascadeStatus.EXHAUSTED
+    booking = db.session.get(Booking, incident.booking_id)
+    assert booking is not None
+    assert booking.worker_id == worker.id
+    assert booking.funded_by is FundedBy.SCHEME
