@@ -56,9 +56,90 @@ def check_reflows_at_400_percent(page: Any) -> None:
         page.set_viewport_size(size)
 
 
+KEYBOARD_TARGETS = """() => {
+  const visible = (el) => {
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    return box.width > 0 && box.height > 0 && style.visibility !== 'hidden'
+      && style.display !== 'none' && !el.closest('[hidden], [inert]');
+  };
+  const seenGroups = new Set();
+  let n = 0;
+  for (const el of document.querySelectorAll(
+    'a[href], button, input, select, textarea, summary, [tabindex]'
+  )) {
+    if (el.disabled || el.tabIndex < 0 || el.type === 'hidden') continue;
+    if (!visible(el) && !el.classList.contains('govuk-skip-link')) continue;
+    if (el.type === 'radio') {  // Tab reaches one radio per group; arrows move inside it
+      if (seenGroups.has(el.name)) continue;
+      seenGroups.add(el.name);
+      el.dataset.kbdGroup = el.name;
+    }
+    el.dataset.kbdTarget = String(n++);
+  }
+  return n;
+}"""
+
+KEYBOARD_MARK = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  if (el.type === 'radio') {
+    const first = document.querySelector(`[data-kbd-group="${CSS.escape(el.name)}"]`);
+    if (first) first.dataset.kbdReached = '1';
+  }
+  el.dataset.kbdReached = '1';
+  return el.dataset.kbdTarget ?? null;
+}"""
+
+
+FOCUS_TOP = """() => {
+  window.scrollTo(0, 0);
+  document.body.tabIndex = -1;
+  document.body.focus();
+  document.body.removeAttribute('tabindex');
+}"""
+
+
+RESTORE_FOCUS = """() => {
+  const was = document.querySelector('[data-kbd-was-focused]');
+  if (was) {
+    delete was.dataset.kbdWasFocused;
+    if (!was.hasAttribute('tabindex') && was.tabIndex < 0) was.setAttribute('tabindex', '-1');
+    was.focus({ preventScroll: true });
+  } else {
+    window.scrollTo(0, 0);
+    document.body.tabIndex = -1;
+    document.body.focus();
+    document.body.removeAttribute('tabindex');
+  }
+}"""
+
+
+def check_keyboard_reaches_everything(page: Any) -> None:
+    """WCAG 2.1.1: pressing Tab from the top reaches every link, button and field on the
+    page (one radio per group), with nothing that traps focus on the way."""
+    page.evaluate(
+        "() => { if (document.activeElement && document.activeElement !== document.body)"
+        " document.activeElement.dataset.kbdWasFocused = '1'; }"
+    )
+    targets = page.evaluate(KEYBOARD_TARGETS)
+    page.evaluate(FOCUS_TOP)
+    for _ in range(targets + 3):
+        page.keyboard.press("Tab")
+        page.evaluate(KEYBOARD_MARK)
+    missed = page.evaluate(
+        """() => Array.from(document.querySelectorAll('[data-kbd-target]'))
+             .filter((el) => !el.dataset.kbdReached)
+             .map((el) => el.outerHTML.slice(0, 120))"""
+    )
+    page.evaluate(RESTORE_FOCUS)  # leave focus where the page put it (an error summary)
+    assert not missed, f"{page.url}: Tab never reaches {missed}"
+
+
 def check_page(page: Any) -> None:
     check_accessible(page)
     check_reflows_at_400_percent(page)
+    check_keyboard_reaches_everything(page)
 
 
 def sign_in(page: Any, base_url: str, email: str, *, staff: bool = False) -> None:
