@@ -21,6 +21,7 @@ from app.extensions import db
 from app.models import Representation, Role, User, UserRole
 from app.phone_numbers import normalise_uk_phone
 from booking.services.budgets import council_carer
+from booking.services.postcodes import tidy_postcode
 
 MAX_REPRESENTATIVES = 5
 OLDEST_PLAUSIBLE_AGE = 120
@@ -55,7 +56,7 @@ def _clean(details: CarerDetails, *, today: date) -> CarerDetails:
             "Check the year of birth.", fields={"date_of_birth": "Check the year of birth"}
         )
     reference = (details.reference or "").strip() or None
-    postcode = " ".join((details.postcode or "").upper().split()) or None
+    postcode = tidy_postcode(details.postcode)[0] if (details.postcode or "").strip() else None
     return CarerDetails(
         name=name,
         email=normalise_email(details.email),
