@@ -33,7 +33,7 @@ class CarerForm(FlaskForm):
     postcode = StringField(
         "Postcode (optional)",
         widget=GovTextInput(),
-        validators=[Optional(), Length(max=10, message="Enter a real postcode, like LS1 4AP")],
+        validators=[Optional(), Length(max=10, message="Enter a real postcode, like LS6 2AB")],
     )
     date_of_birth = UkDateField(
         "Date of birth (optional)",
