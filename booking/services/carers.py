@@ -174,6 +174,22 @@ def update_carer(
     return carer
 
 
+def resend_welcome(
+    *, council_id: int, carer_id: int, actor: User, secret_key: str, set_password_url: str
+) -> User:
+    """Send the carer a fresh "choose your password" link (the old one may have run out)."""
+    carer = council_carer(council_id, carer_id)
+    _queue_welcome(
+        carer,
+        secret_key=secret_key,
+        set_password_url=set_password_url,
+        why="Here is a new link to set up your account for short breaks.",
+    )
+    audit.record("carer.welcome_resent", actor=actor, council_id=council_id, subject=carer)
+    db.session.commit()
+    return carer
+
+
 # --- people a carer nominates ----------------------------------------------------------
 
 

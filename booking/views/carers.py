@@ -96,7 +96,28 @@ def edit(carer_id: int) -> ResponseReturnValue:
         else:
             flash(f"{carer.name}'s details have been saved.", "success")
             return redirect(url_for("budgets.index"))
-    return render_template("booking/carers/form.html", form=form, carer=carer)
+    return render_template(
+        "booking/carers/form.html", form=form, carer=carer, resend_form=RemoveForm()
+    )
+
+
+@bp.post("/<int:carer_id>/welcome")
+@roles_required(Role.COUNCIL_OFFICER)
+def resend_welcome(carer_id: int) -> ResponseReturnValue:
+    if not RemoveForm().validate_on_submit():
+        abort(400)
+    try:
+        carer = service.resend_welcome(
+            council_id=_council_id(),
+            carer_id=carer_id,
+            actor=current_user,
+            secret_key=current_app.config["SECRET_KEY"],
+            set_password_url=_set_password_url(),
+        )
+    except DomainError:
+        abort(404)
+    flash(f"We have e-mailed {carer.name} a new link to choose a password.", "success")
+    return redirect(url_for("carers.edit", carer_id=carer.id))
 
 
 @bp.route("/helpers", methods=["GET", "POST"])

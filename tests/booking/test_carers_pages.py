@@ -224,3 +224,27 @@ def test_a_welcome_link_lasts_a_week_but_a_reset_link_only_an_hour(
     with pytest.raises(DomainError) as old_welcome:
         user_for_reset_token(welcome, secret_key=secret, max_age_seconds=3600)
     assert old_welcome.value.code == "token_expired"
+
+
+def test_officer_sends_a_new_link_to_a_carer_of_their_council_only(client: FlaskClient) -> None:
+    council = CouncilFactory()
+    carer = make_carer(council, name="Kay Lin")
+    sign_in(client, make_officer(council))
+    assert "Send a new link" in client.get(f"/carers/{carer.id}").get_data(as_text=True)
+    sent = client.post(f"/carers/{carer.id}/welcome")
+    assert sent.status_code == 302
+    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.recipient == carer.email))
+    assert message is not None
+    assert "Here is a new link" in message.payload["body"]
+    assert _link_in(message).startswith("/auth/reset/new-password?token=")
+    assert db.session.scalar(
+        select(AuditEntry.id).where(AuditEntry.action == "carer.welcome_resent")
+    )
+    stranger = make_carer(CouncilFactory())
+    assert client.post(f"/carers/{stranger.id}/welcome").status_code == 404
+    assert (
+        db.session.scalar(
+            select(func.count(OutboxMessage.id)).where(OutboxMessage.recipient == stranger.email)
+        )
+        == 0
+    )
