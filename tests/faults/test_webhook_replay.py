@@ -621,6 +621,8 @@ TWILIO_CASES: dict[str, Any] = {
     "status-sms": _status_sms,
     "status-call": _status_call,
 }
+
+
 @pytest.mark.parametrize("case", list(TWILIO_CASES))
 def test_a_twilio_webhook_delivered_twice_has_its_effect_once(
     client: FlaskClient, council: Council, now: datetime, case: str
