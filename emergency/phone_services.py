@@ -298,6 +298,7 @@ def note_call_arrived(call_sid: str, *, now: datetime) -> None:
 
 
 def call_arrived_at(call_sid: str | None) -> datetime | None:
+    """When the call first reached the line, if `note_call_arrived` saw it."""
     if not call_sid:
         return None
     return db.session.scalar(

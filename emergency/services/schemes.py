@@ -60,6 +60,25 @@ def _budget_pence(text: str) -> int:
     return pence
 
 
+def _inherited_line_phone(council_phone: str) -> str:
+    """A new scheme without --line-phone takes the council's emergency number. That number
+    was stored as typed, but the line is printed on cards and matched against Twilio's
+    `To`, so it must be a real number in E.164 like one given here."""
+    if not council_phone:
+        raise DomainError(
+            "A new scheme needs its 24-hour number: give --line-phone.",
+            fields={"line_phone": "Enter the 24-hour number"},
+        )
+    try:
+        return normalise_uk_phone(council_phone, field="line_phone")
+    except DomainError as exc:
+        raise DomainError(
+            f"The council's emergency number ({council_phone}) is not a real phone number: "
+            "give --line-phone.",
+            fields={"line_phone": "Enter the 24-hour number"},
+        ) from exc
+
+
 def update_scheme(council: Council, changes: SchemeChanges) -> EmergencyScheme:
     """Create or change the council's scheme, all or nothing, with an audit entry naming
     the settings changed. A new scheme starts from the defaults `scheme_for` shows."""
@@ -101,11 +120,8 @@ def update_scheme(council: Council, changes: SchemeChanges) -> EmergencyScheme:
         )
     if changes.budget_pounds is not None:
         wanted["emergency_budget_pence"] = _budget_pence(changes.budget_pounds)
-    if is_new and not (wanted.get("line_phone") or scheme.line_phone):
-        raise DomainError(
-            "A new scheme needs its 24-hour number: give --line-phone.",
-            fields={"line_phone": "Enter the 24-hour number"},
-        )
+    if is_new and "line_phone" not in wanted:
+        wanted["line_phone"] = _inherited_line_phone(scheme.line_phone)
     changed = sorted(name for name, value in wanted.items() if getattr(scheme, name) != value)
     for name in changed:
         setattr(scheme, name, wanted[name])

@@ -119,3 +119,21 @@ def test_a_new_scheme_needs_its_24_hour_number(app: Flask) -> None:
     assert result.exit_code != 0
     assert "24-hour number" in result.output
     assert _scheme(council) is None
+
+
+def test_a_new_scheme_takes_the_councils_number_in_e164(app: Flask) -> None:
+    """The line is matched against Twilio's `To`, so a number the council typed with
+    spaces is stored as +44...; one that is not a real number stops the set-up."""
+    council: Council = CouncilFactory(emergency_phone="0800 098 8234")
+    result = _cli(app, "--council", council.slug, "--free-hours", "72")
+    assert result.exit_code == 0, result.output
+    scheme = _scheme(council)
+    assert scheme is not None
+    assert scheme.line_phone == "+448000988234"
+
+    bad: Council = CouncilFactory(emergency_phone="12345")
+    refused = _cli(app, "--council", bad.slug, "--free-hours", "72")
+    assert refused.exit_code != 0
+    assert "council's emergency number (12345)" in refused.output
+    assert "--line-phone" in refused.output
+    assert _scheme(bad) is None
