@@ -136,3 +136,32 @@ def test_a_report_without_a_duration_counts_pickup_as_the_report_time(
         )
     db.session.refresh(incident)
     assert incident.call_answered_at == MONDAY + timedelta(seconds=30)
+
+
+def test_a_replayed_dial_report_keeps_the_first_pickup_time(client: FlaskClient) -> None:
+    """Twilio may deliver the same report again later: `now` has moved on, the duration
+    has not, and the pickup time must not move with it."""
+    council: Council = CouncilFactory()
+    operator_on_duty(council, "+447700900900")
+    incident = _call(
+        client,
+        council,
+        arrives=MONDAY,
+        pin_after=20,
+        answered_after=45,
+        talks_for=600,
+        sid="CA" + "5" * 32,
+    )
+    assert incident.call_answered_at == MONDAY + timedelta(seconds=45)
+    params = call_params(CallSid="CA" + "5" * 32)
+    with time_machine.travel(MONDAY + timedelta(seconds=45 + 600 + 90), tick=False):
+        replay = signed_post(
+            client,
+            f"/twilio/voice/dial?stage=1&incident={incident.id}",
+            {**params, "DialCallStatus": "completed", "DialCallDuration": "600"},
+        )
+    assert replay.status_code == 200
+    db.session.refresh(incident)
+    assert incident.call_answered_at == MONDAY + timedelta(seconds=45)
+    answered = [e for e in incident.events if e.text.startswith("An operator answered")]
+    assert len(answered) == 1
