@@ -164,6 +164,9 @@ def _book(*, by_phone: bool) -> ResponseReturnValue:
     starts_at, ends_at = _times(form)
     now = utcnow()
     weeks = int(form.weeks.data or 1)
+    # Only the carer's side can open the card page, so staff booking by phone never
+    # take a card: the carer pays the difference from their own account.
+    card_offered = not by_phone and payments.card_payments_on(current_app.config)
     if form.step.data != "confirm":
         try:
             quote = service.quote_booking(
@@ -189,7 +192,7 @@ def _book(*, by_phone: bool) -> ResponseReturnValue:
             weeks=weeks,
             by_phone=by_phone,
             action=request.path,
-            can_pay_by_card=weeks == 1 and payments.card_payments_on(current_app.config),
+            can_pay_by_card=weeks == 1 and card_offered,
         )
     try:
         outcomes = service.request_regular_bookings(
@@ -207,7 +210,7 @@ def _book(*, by_phone: bool) -> ResponseReturnValue:
             now=now,
             form_token=form.form_token.data or None,
             payment_backend=_backend(),
-            top_up=bool(form.top_up.data) and payments.card_payments_on(current_app.config),
+            top_up=bool(form.top_up.data) and card_offered,
         )
     except DomainError as exc:
         form.step.data = "check"

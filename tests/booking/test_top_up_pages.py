@@ -14,11 +14,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.models import Council, Role
 from booking.models.bookings import Booking
 from booking.models.budgets import LedgerEntry, LedgerKind
 from booking.models.payments import Payment, PaymentStatus
 from booking.services import ledger
 from tests.booking.factories_bookings import NOW, budget_of, council, make_carer, make_worker
+from tests.factories import make_user
 from tests.helpers import sign_in
 
 FORM = {
@@ -177,3 +179,50 @@ def test_a_covered_break_offers_no_card(client: FlaskClient, stripe_config: dict
     assert booking.top_up_pence == 0
     assert _count(Payment) == 0
     assert NOW + timedelta(days=1) < booking.starts_at
+
+
+def test_council_staff_booking_by_phone_are_not_offered_the_card(
+    client: FlaskClient, stripe_config: dict[str, Any], short_of_money: tuple[Any, Any]
+) -> None:
+    """Card details are typed by the carer on the card page, which staff cannot open, so
+    a booking taken by phone never asks for a card (and a hand-made field books nothing)."""
+    carer, worker = short_of_money
+    carer.reference = "CR-88"
+    db.session.commit()
+    officer = make_user(Role.COUNCIL_OFFICER, council=db.session.get(Council, carer.council_id))
+    sign_in(client, officer)
+    data = {**FORM, "worker_id": worker.id, "carer_reference": "CR-88", "carer_id": "0"}
+    page = client.post("/bookings/by-phone", data=data).get_data(as_text=True)
+    token = re.search(r'name="form_token" value="([^"]+)"', page)
+    assert token is not None, page
+    assert OFFER not in page
+    assert "£20.00 would need to be paid by card" in page
+
+    refused = client.post(
+        "/bookings/by-phone",
+        data={**data, "step": "confirm", "form_token": token.group(1), "top_up": "y"},
+    )
+
+    assert refused.status_code == 200
+    assert "There is a problem" in refused.get_data(as_text=True)
+    assert _count(Booking) == 0
+    assert _count(Payment) == 0
+
+
+def test_a_declined_card_is_asked_for_again_on_the_break_page(
+    client: FlaskClient, stripe_config: dict[str, Any], short_of_money: tuple[Any, Any]
+) -> None:
+    carer, worker = short_of_money
+    sign_in(client, carer)
+    _page, confirm = _check(client, {**FORM, "worker_id": worker.id, "carer_id": carer.id})
+    client.post("/bookings/new", data={**confirm, "top_up": "y"})
+    payment = db.session.scalar(select(Payment))
+    assert payment is not None
+    payment.status = PaymentStatus.FAILED
+    db.session.commit()
+
+    detail = client.get(f"/bookings/{payment.booking_id}").get_data(as_text=True)
+
+    assert "Your bank did not accept the card" in detail
+    assert f'href="/payments/bookings/{payment.booking_id}/card"' in detail
+    assert "Pay £20.00 by card" in detail
