@@ -6,8 +6,8 @@ AA) and at 400% zoom:
    issues a card, sees the PIN once and downloads the wallet card;
 2. an operator types a mistyped PIN, then the demo card's real PIN, by keyboard alone;
    sees the plan in the order they need it; adds a note, starts the contact cascade,
-   books a worker from the plan's area, records that care arrived and closes the
-   incident with an outcome;
+   books (by keyboard) the worker seeded as free now near the address, records that
+   care arrived and closes the incident with an outcome;
 3. the operators' list of open incidents updates itself when a call opens one; a council
    officer searches the audit log and finds the PIN lookup and the plan view.
 
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.server import STANDBY_WORKER
 from tests.browser.support import check_page, sign_in, step
 
 PIN_LINE = re.compile(r"Emergency card PIN for Sam Carer: (\d{8})")
@@ -196,6 +197,7 @@ def test_operator_looks_up_a_pin_and_runs_an_incident(
         with page.expect_navigation():
             page.keyboard.press("Enter")
         assert re.search(r"/emergency/incidents/\d+$", page.url), page.url
+        assert page.get_by_role("heading", level=1).inner_text().endswith(": open")
         check_page(page)
 
     with step(page, "operator-sees-the-plan-in-order"):
@@ -220,11 +222,16 @@ def test_operator_looks_up_a_pin_and_runs_an_incident(
         check_page(page)
 
     with step(page, "operator-books-replacement-care"):
-        options = page.locator("input[name=worker_id]")
-        assert options.count() >= 1
+        standby = page.get_by_role("radio", name=STANDBY_WORKER)
+        hint = page.locator(f"#{standby.get_attribute('id')}-hint").inner_text()
+        assert hint.startswith("Free now"), hint
+        standby.focus()  # choose by keyboard: Space selects the focused radio
+        page.keyboard.press("Space")
+        assert standby.is_checked()
         submit(page, "Book this worker")
         text = page.locator("main").inner_text()
         assert re.search(r"Arranged \d{1,2}:\d\d[ap]m \(booking \d+\)", text), text
+        assert STANDBY_WORKER in text, text
         check_page(page)
 
     with step(page, "operator-records-care-arrived"):
