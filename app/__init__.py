@@ -115,11 +115,18 @@ def _register_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> Any:
+    def load_user(session_id: str) -> Any:
+        """`<id>:<generation>` from User.get_id. A cookie from before the person's last
+        sign-out or password reset carries an old generation and signs nobody in."""
         from app.models import User
 
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.is_active else None
+        user_id, _, generation = session_id.partition(":")
+        if not (user_id.isdigit() and generation.isdigit()):
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or not user.is_active or user.session_generation != int(generation):
+            return None
+        return user
 
     from app.security import register_security_headers
 

@@ -127,8 +127,17 @@ class User(Base):
     totp_confirmed_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(default=True)
     failed_logins: Mapped[int] = mapped_column(default=0)
+    # Wrong second-factor codes since the last right one; counted apart from
+    # failed_logins, which a right password resets.
+    failed_totp_codes: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The TOTP time-step (unix time // 30) of the last code accepted: a code is
+    # refused unless its step is later, so an overheard code cannot be used again.
+    totp_last_step: Mapped[int | None]
     locked_until: Mapped[datetime | None]
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of the id in every session cookie; bumping it (sign-out, password reset)
+    # ends every session the person has anywhere.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     council: Mapped[Council | None] = relationship()
@@ -150,7 +159,8 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the session cookie stores: `<id>:<session generation>`."""
+        return f"{self.id}:{self.session_generation}"
 
     @property
     def roles(self) -> set[Role]:

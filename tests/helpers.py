@@ -29,7 +29,7 @@ def empty_all_tables() -> None:
 def sign_in(client: FlaskClient, user: User) -> FlaskClient:
     """Sign a test client in as `user` (staff second factor counted as passed)."""
     with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
+        session["_user_id"] = user.get_id()
         session["_fresh"] = True
     return client
 

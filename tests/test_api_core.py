@@ -65,6 +65,88 @@ def test_staff_need_a_totp_code(client, role: Role) -> None:  # type: ignore[no-
     assert right.status_code == 201
 
 
+def test_token_requests_are_throttled_and_wrong_passwords_lock(client, app: Flask) -> None:  # type: ignore[no-untyped-def]
+    carer = make_user(Role.CARER)
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        client.post("/api/v1/tokens", json={"email": carer.email, "password": "wrong-one"})
+    locked = client.post("/api/v1/tokens", json={"email": carer.email, "password": PASSWORD})
+    assert (locked.status_code, error_of(locked)["code"]) == (429, "account_locked")
+    statuses = [
+        client.post("/api/v1/tokens", json={"email": "n@example.org", "password": "x"})
+        for _ in range(20)
+    ]
+    throttled = statuses[-1]
+    assert (throttled.status_code, error_of(throttled)["code"]) == (429, "rate_limited")
+    assert int(throttled.headers["Retry-After"]) > 0
+
+
+def test_wrong_codes_lock_the_account_whatever_the_address(client, app: Flask) -> None:  # type: ignore[no-untyped-def]
+    """Someone with the password cannot keep guessing codes from new addresses."""
+    import time_machine
+
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    at = utcnow().replace(microsecond=0)
+    totp = pyotp.TOTP(secret)
+    near = {totp.at(at, counter_offset=offset) for offset in (-1, 0, 1)}
+    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in near)
+    operator = make_user(Role.OPERATOR, totp_secret=secret, totp_confirmed_at=at)
+    body = {"email": operator.email, "password": PASSWORD}
+    with time_machine.travel(at, tick=False):
+        for i in range(app.config["LOGIN_MAX_FAILURES"]):
+            refused = client.post(
+                "/api/v1/tokens",
+                json={**body, "otp": wrong},
+                environ_overrides={"REMOTE_ADDR": f"203.0.113.{i + 1}"},
+            )
+            assert (refused.status_code, error_of(refused)["code"]) == (401, "otp_invalid")
+        locked = client.post(
+            "/api/v1/tokens",
+            json={**body, "otp": totp.at(at)},
+            environ_overrides={"REMOTE_ADDR": "198.51.100.7"},
+        )
+    assert (locked.status_code, error_of(locked)["code"]) == (429, "account_locked")
+    assert db.session.scalar(select(func.count()).select_from(ApiToken)) == 0
+
+
+def test_a_code_gets_one_token_only(client) -> None:  # type: ignore[no-untyped-def]
+    import time_machine
+
+    secret = pyotp.random_base32()
+    at = utcnow().replace(microsecond=0)
+    staff = make_user(Role.PLAN_WRITER, totp_secret=secret, totp_confirmed_at=at)
+    body = {"email": staff.email, "password": PASSWORD, "otp": pyotp.TOTP(secret).at(at)}
+    with time_machine.travel(at, tick=False):
+        assert client.post("/api/v1/tokens", json=body).status_code == 201
+        replayed = client.post("/api/v1/tokens", json=body)
+    assert (replayed.status_code, error_of(replayed)["code"]) == (401, "otp_invalid")
+    assert "used already" in error_of(replayed)["message"]
+    assert db.session.scalar(select(func.count()).select_from(ApiToken)) == 1
+
+
+def test_a_password_reset_revokes_tokens_issued_before_it(client, app: Flask) -> None:  # type: ignore[no-untyped-def]
+    from app.auth.services import make_reset_token, reset_password
+
+    carer = make_user(Role.CARER)
+    issued = client.post("/api/v1/tokens", json={"email": carer.email, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {issued.get_json()['token']}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    reset_password(
+        make_reset_token(carer, secret_key=app.config["SECRET_KEY"]),
+        "a-brand-new-password",
+        secret_key=app.config["SECRET_KEY"],
+        max_age_seconds=3600,
+        password_method="pbkdf2:sha256:1000",
+        now=utcnow(),
+    )
+    after = client.get("/api/v1/me", headers=headers)
+    assert (after.status_code, error_of(after)["code"]) == (401, "invalid_token")
+    fresh = client.post(
+        "/api/v1/tokens", json={"email": carer.email, "password": "a-brand-new-password"}
+    )
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {fresh.get_json()['token']}"})
+    assert me.status_code == 200
+
+
 def test_staff_without_a_second_factor_are_refused(client) -> None:  # type: ignore[no-untyped-def]
     officer = make_user(Role.COUNCIL_OFFICER)
     response = client.post(

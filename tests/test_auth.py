@@ -185,3 +185,176 @@ def test_passwords_are_hashed(app: Flask) -> None:
     assert stored is not None
     assert PASSWORD not in stored.password_hash
     assert stored.password_hash.startswith("pbkdf2:")
+
+
+# Sessions end on the server: a copied cookie stops working.
+
+
+def _session_cookie(client) -> str:  # type: ignore[no-untyped-def]
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return str(cookie.value)
+
+
+def test_a_cookie_copied_before_sign_out_signs_nobody_in_after(app: Flask, client) -> None:  # type: ignore[no-untyped-def]
+    carer = make_user(Role.CARER)
+    assert _sign_in(client, carer.email).status_code == 302
+    copied = _session_cookie(client)
+    elsewhere = app.test_client()  # the same person on another computer
+    assert _sign_in(elsewhere, carer.email).status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("session", copied)
+    assert replay.get("/dashboard").status_code == 200
+
+    assert client.post("/auth/sign-out").status_code == 302
+
+    after = replay.get("/dashboard")
+    assert after.status_code == 302
+    assert urlsplit(after.headers["Location"]).path == "/auth/sign-in"
+    assert elsewhere.get("/dashboard").status_code == 302  # signed out everywhere
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "user.signed_out", AuditEntry.subject_id == carer.id)
+        )
+        == 1
+    )
+    # Signing in again works, with a new cookie.
+    assert _sign_in(client, carer.email).status_code == 302
+    assert client.get("/dashboard").status_code == 200
+
+
+def test_a_password_reset_ends_sessions_and_revokes_api_tokens(app: Flask, client) -> None:  # type: ignore[no-untyped-def]
+    from app.models import ApiToken
+
+    carer = make_user(Role.CARER)
+    signed_in = app.test_client()
+    assert _sign_in(signed_in, carer.email).status_code == 302
+    issued = client.post("/api/v1/tokens", json={"email": carer.email, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {issued.get_json()['token']}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+
+    client.post("/auth/reset", data={"email": carer.email})
+    token = parse_qs(urlsplit(_reset_link(carer.email)).query)["token"][0]
+    done = client.post(
+        f"/auth/reset/new-password?token={token}",
+        data={"password": "a-new-password-1", "confirm": "a-new-password-1"},
+    )
+    assert done.headers["Location"] == "/auth/sign-in"
+
+    assert signed_in.get("/dashboard").status_code == 302
+    me = client.get("/api/v1/me", headers=headers)
+    assert me.status_code == 401
+    assert me.get_json()["error"]["code"] == "invalid_token"
+    assert db.session.scalars(select(ApiToken.revoked_at)).all()[0] is not None
+
+
+def test_the_reset_email_gives_the_configured_expiry(app: Flask, client) -> None:  # type: ignore[no-untyped-def]
+    carer = make_user(Role.CARER)
+    app.config["PASSWORD_RESET_MINUTES"] = 30
+    try:
+        client.post("/auth/reset", data={"email": carer.email})
+    finally:
+        app.config["PASSWORD_RESET_MINUTES"] = 60
+    body = db.session.scalars(select(OutboxMessage)).one().payload["body"]
+    assert "It works for 30 minutes and only once" in body
+
+
+# The second factor: wrong codes lock the account, and a code works once.
+
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+AT = utcnow().replace(microsecond=0)
+
+
+def _wrong_code(now) -> str:  # type: ignore[no-untyped-def]
+    totp = pyotp.TOTP(TOTP_SECRET)
+    near = {totp.at(now, counter_offset=offset) for offset in (-1, 0, 1)}
+    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in near)
+
+
+def test_wrong_codes_from_many_addresses_lock_the_account(app: Flask, client) -> None:  # type: ignore[no-untyped-def]
+    operator = make_user(Role.OPERATOR, totp_secret=TOTP_SECRET, totp_confirmed_at=AT)
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    with time_machine.travel(AT, tick=False):
+        assert _sign_in(client, operator.email).headers["Location"] == "/auth/second-factor"
+        for i in range(limit):
+            page = client.post(
+                "/auth/second-factor",
+                data={"code": _wrong_code(AT)},
+                environ_overrides={"REMOTE_ADDR": f"203.0.113.{i + 1}"},
+            ).get_data(as_text=True)
+            assert "That code is not right" in page
+        right = pyotp.TOTP(TOTP_SECRET).at(AT)
+        locked = client.post(
+            "/auth/second-factor",
+            data={"code": right},
+            environ_overrides={"REMOTE_ADDR": "198.51.100.9"},
+        )
+        assert "Too many attempts" in locked.get_data(as_text=True)
+        assert client.get("/dashboard").status_code == 302
+        assert "Too many attempts" in _sign_in(app.test_client(), operator.email).get_data(
+            as_text=True
+        )
+    db.session.refresh(operator)
+    assert operator.locked_until is not None
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "user.locked")).one()
+    assert entry.details == {"after": "totp"}
+    later = AT + timedelta(minutes=app.config["LOGIN_LOCK_MINUTES"] + 1)
+    with time_machine.travel(later, tick=False):
+        fresh = app.test_client()
+        _sign_in(fresh, operator.email)
+        ok = fresh.post("/auth/second-factor", data={"code": pyotp.TOTP(TOTP_SECRET).at(later)})
+        assert ok.status_code == 302
+        assert fresh.get("/dashboard").status_code == 200
+
+
+def test_a_right_code_resets_the_count_of_wrong_ones(app: Flask, client) -> None:  # type: ignore[no-untyped-def]
+    operator = make_user(Role.OPERATOR, totp_secret=TOTP_SECRET, totp_confirmed_at=AT)
+    with time_machine.travel(AT, tick=False):
+        _sign_in(client, operator.email)
+        client.post("/auth/second-factor", data={"code": _wrong_code(AT)})
+        db.session.refresh(operator)
+        assert operator.failed_totp_codes == 1
+        client.post("/auth/second-factor", data={"code": pyotp.TOTP(TOTP_SECRET).at(AT)})
+    db.session.refresh(operator)
+    assert operator.failed_totp_codes == 0
+    assert operator.locked_until is None
+
+
+def test_a_code_cannot_be_used_twice(app: Flask, client) -> None:  # type: ignore[no-untyped-def]
+    operator = make_user(Role.OPERATOR, totp_secret=TOTP_SECRET, totp_confirmed_at=AT)
+    code = pyotp.TOTP(TOTP_SECRET).at(AT)
+    with time_machine.travel(AT, tick=False):
+        _sign_in(client, operator.email)
+        assert client.post("/auth/second-factor", data={"code": code}).status_code == 302
+        client.post("/auth/sign-out")
+        overheard = app.test_client()
+        _sign_in(overheard, operator.email)
+        again = overheard.post("/auth/second-factor", data={"code": code})
+        assert again.status_code == 200
+        assert "That code has been used already" in again.get_data(as_text=True)
+        assert overheard.get("/dashboard").status_code == 302
+    # 30 seconds on, still inside the drift window, the old code is still refused...
+    with time_machine.travel(AT + timedelta(seconds=30), tick=False):
+        assert overheard.post("/auth/second-factor", data={"code": code}).status_code == 200
+        # ...and the new one works.
+        new = pyotp.TOTP(TOTP_SECRET).at(AT + timedelta(seconds=30))
+        assert overheard.post("/auth/second-factor", data={"code": new}).status_code == 302
+    db.session.refresh(operator)
+    assert operator.failed_totp_codes == 0
+
+
+def test_the_set_up_code_cannot_be_used_again_to_sign_in(client) -> None:  # type: ignore[no-untyped-def]
+    officer = make_user(Role.COUNCIL_OFFICER)
+    with time_machine.travel(AT, tick=False):
+        _sign_in(client, officer.email)
+        client.get("/auth/second-factor/set-up")
+        with client.session_transaction() as session:
+            secret = session["totp_setup_secret"]
+        code = pyotp.TOTP(secret).at(AT)
+        assert client.post("/auth/second-factor/set-up", data={"code": code}).status_code == 302
+        client.post("/auth/sign-out")
+        _sign_in(client, officer.email)
+        again = client.post("/auth/second-factor", data={"code": code})
+    assert "That code has been used already" in again.get_data(as_text=True)

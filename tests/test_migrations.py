@@ -32,4 +32,4 @@ def test_there_is_one_head_so_plain_upgrade_reaches_it(app: Flask) -> None:
 
     migrate: Migrate = app.extensions["migrate"].migrate
     script = ScriptDirectory.from_config(migrate.get_config())
-    assert script.get_heads() == ["0008_merge"]
+    assert len(script.get_heads()) == 1, script.get_heads()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import date, datetime, timedelta
 
 import pyotp
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import audit, outbox
@@ -117,6 +118,28 @@ def create_user(
     return user
 
 
+def _refuse_if_locked(user: User, *, now: datetime) -> None:
+    if user.locked_until is not None and user.locked_until > now:
+        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        raise AccountLocked(
+            f"Too many attempts. Wait {minutes} minutes and try again, or reset your password."
+        )
+
+
+def _lock(
+    user: User, *, now: datetime, lock_minutes: int, ip_address: str | None, after: str
+) -> None:
+    user.locked_until = now + timedelta(minutes=lock_minutes)
+    audit.record(
+        "user.locked",
+        actor=None,
+        council_id=user.council_id,
+        subject=user,
+        ip_address=ip_address,
+        details={"after": after},
+    )
+
+
 def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
@@ -135,23 +158,12 @@ def authenticate(
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         raise AuthError("Enter a correct e-mail address and password.")
-    if user.locked_until is not None and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-        raise AccountLocked(
-            f"Too many attempts. Wait {minutes} minutes and try again, or reset your password."
-        )
+    _refuse_if_locked(user, now=now)
     if not user.is_active or not check_password_hash(user.password_hash, password):
         user.failed_logins += 1
         if user.failed_logins >= max_failures:
-            user.locked_until = now + timedelta(minutes=lock_minutes)
             user.failed_logins = 0
-            audit.record(
-                "user.locked",
-                actor=None,
-                council_id=user.council_id,
-                subject=user,
-                ip_address=ip_address,
-            )
+            _lock(user, now=now, lock_minutes=lock_minutes, ip_address=ip_address, after="password")
         db.session.commit()
         raise AuthError("Enter a correct e-mail address and password.")
     user.failed_logins = 0
@@ -175,24 +187,71 @@ def totp_uri(user: User, secret: str, issuer: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=issuer)
 
 
-def verify_totp(secret: str | None, code: str, *, now: datetime) -> bool:
+def totp_step(secret: str | None, code: str, *, now: datetime) -> int | None:
+    """The time-step (30-second window) `code` belongs to, allowing one step of clock
+    drift either way, or None when the code is not right."""
     if not secret:
-        return False
+        return None
     cleaned = code.replace(" ", "").strip()
     if not (cleaned.isdigit() and len(cleaned) == 6):
-        return False
-    return pyotp.TOTP(secret).verify(cleaned, for_time=now, valid_window=1)
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(now)
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), cleaned):
+            return step
+    return None
+
+
+def verify_totp(secret: str | None, code: str, *, now: datetime) -> bool:
+    return totp_step(secret, code, now=now) is not None
+
+
+def check_second_factor(
+    user: User,
+    code: str,
+    *,
+    now: datetime,
+    max_failures: int,
+    lock_minutes: int,
+    ip_address: str | None = None,
+) -> None:
+    """Accept a staff member's TOTP code, once. Wrong or reused codes count per account
+    (not per address), and `max_failures` of them lock the account like wrong passwords,
+    so someone who has the password cannot keep guessing from new addresses."""
+    _refuse_if_locked(user, now=now)
+    step = totp_step(user.totp_secret, code, now=now)
+    reused = step is not None and user.totp_last_step is not None and step <= user.totp_last_step
+    if step is None or reused:
+        user.failed_totp_codes += 1
+        if user.failed_totp_codes >= max_failures:
+            user.failed_totp_codes = 0
+            _lock(user, now=now, lock_minutes=lock_minutes, ip_address=ip_address, after="totp")
+        db.session.commit()
+        if reused:
+            raise AuthError(
+                "That code has been used already. Wait for your app to show a new one.",
+                code="otp_invalid",
+            )
+        raise AuthError(
+            "That code is not right. Use the code your app shows now.", code="otp_invalid"
+        )
+    user.totp_last_step = step
+    user.failed_totp_codes = 0
+    db.session.commit()
 
 
 def confirm_totp(user: User, secret: str, code: str, *, now: datetime) -> User:
     """First sign-in of a staff member: keep the secret once they prove their app has it."""
-    if not verify_totp(secret, code, now=now):
+    step = totp_step(secret, code, now=now)
+    if step is None:
         raise DomainError(
             "Enter the 6-digit code your authenticator app shows now.",
             fields={"code": "The code is not right"},
         )
     user.totp_secret = secret
     user.totp_confirmed_at = now
+    user.totp_last_step = step
     audit.record("user.totp_confirmed", actor=user, council_id=user.council_id, subject=user)
     db.session.commit()
     return user
@@ -228,10 +287,14 @@ def issue_api_token(
                 "Staff accounts need the 6-digit code from their authenticator app.",
                 code="otp_required",
             )
-        if not verify_totp(user.totp_secret, otp, now=now):
-            raise AuthError(
-                "That code is not right. Use the code your app shows now.", code="otp_invalid"
-            )
+        check_second_factor(
+            user,
+            otp,
+            now=now,
+            max_failures=max_failures,
+            lock_minutes=lock_minutes,
+            ip_address=ip_address,
+        )
     token = secrets.token_urlsafe(32)
     row = ApiToken(
         user_id=user.id,
@@ -270,7 +333,18 @@ def make_welcome_token(user: User, *, secret_key: str) -> str:
     )
 
 
-def request_password_reset(email: str, *, secret_key: str, reset_url: str, now: datetime) -> None:
+def _duration(minutes: int) -> str:
+    """60 → 'one hour', 90 → '90 minutes', 120 → '2 hours', for the reset e-mail."""
+    if minutes == 60:
+        return "one hour"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hours"
+    return "one minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def request_password_reset(
+    email: str, *, secret_key: str, reset_url: str, valid_minutes: int, now: datetime
+) -> None:
     """Queue a reset link by e-mail. Says nothing about whether the address exists."""
     user = find_user_by_email(email)
     if user is None or not user.is_active:
@@ -284,7 +358,8 @@ def request_password_reset(email: str, *, secret_key: str, reset_url: str, now: 
             "subject": "Reset your password",
             "body": (
                 f"Hello {user.name},\n\nUse this link to choose a new password. "
-                f"It works for one hour and only once:\n\n{reset_url}?token={token}\n\n"
+                f"It works for {_duration(valid_minutes)} and only once:\n\n"
+                f"{reset_url}?token={token}\n\n"
                 "If you did not ask for this, you can ignore this e-mail."
             ),
         },
@@ -331,7 +406,42 @@ def reset_password(
     user.password_hash = generate_password_hash(new_password, method=password_method)
     user.password_changed_at = now
     user.failed_logins = 0
+    user.failed_totp_codes = 0
     user.locked_until = None
-    audit.record("user.password_reset", actor=user, council_id=user.council_id, subject=user)
+    revoked = _end_sessions_and_tokens(user, now=now)
+    audit.record(
+        "user.password_reset",
+        actor=user,
+        council_id=user.council_id,
+        subject=user,
+        details={"api_tokens_revoked": revoked},
+    )
     db.session.commit()
     return user
+
+
+def _end_sessions_and_tokens(user: User, *, now: datetime) -> int:
+    """Whoever had the old password may have signed in with it: end every session and
+    revoke every API token. Returns how many tokens were revoked. Flushes only."""
+    user.session_generation += 1
+    result = db.session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def sign_out(user: User, *, now: datetime, ip_address: str | None = None) -> None:
+    """Signing out ends the person's sessions everywhere (a copied cookie stops working
+    too). Their API tokens are separate credentials held by software and are left alone;
+    a password reset revokes those."""
+    user.session_generation += 1
+    audit.record(
+        "user.signed_out",
+        actor=user,
+        council_id=user.council_id,
+        subject=user,
+        ip_address=ip_address,
+    )
+    db.session.commit()

@@ -99,9 +99,20 @@ def second_factor() -> ResponseReturnValue:
         return redirect(url_for("auth.setup_second_factor"))
     form = TotpForm()
     if form.validate_on_submit():
-        if services.verify_totp(user.totp_secret, form.code.data or "", now=utcnow()):
+        config = current_app.config
+        try:
+            services.check_second_factor(
+                user,
+                form.code.data or "",
+                now=utcnow(),
+                max_failures=config["LOGIN_MAX_FAILURES"],
+                lock_minutes=config["LOGIN_LOCK_MINUTES"],
+                ip_address=request.remote_addr,
+            )
+        except DomainError as exc:
+            form.code.errors = [exc.message]
+        else:
             return _finish_sign_in(user)
-        form.code.errors = ["The code is not right. Enter the code your app shows now."]
     return render_template("auth/second_factor.html", form=form)
 
 
@@ -136,6 +147,7 @@ def setup_second_factor() -> ResponseReturnValue:
 @bp.post("/sign-out")
 @roles_required(*ALL_ROLES)
 def sign_out() -> ResponseReturnValue:
+    services.sign_out(current_user, now=utcnow(), ip_address=request.remote_addr)
     logout_user()
     session.clear()
     flash("You have signed out.", "success")
@@ -152,6 +164,7 @@ def reset_request() -> ResponseReturnValue:
             form.email.data or "",
             secret_key=current_app.config["SECRET_KEY"],
             reset_url=current_app.config["PUBLIC_BASE_URL"] + url_for("auth.reset_password"),
+            valid_minutes=current_app.config["PASSWORD_RESET_MINUTES"],
             now=utcnow(),
         )
         return render_template("auth/reset_sent.html", email=form.email.data)

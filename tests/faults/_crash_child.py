@@ -126,8 +126,11 @@ def main(spec: dict[str, Any]) -> int:
         if spec["action"] == "api":
             response = client.post(spec["path"], json=spec["json"], headers=spec["headers"])
         else:
+            from app.extensions import db
+            from app.models import User
+
             with client.session_transaction() as session:
-                session["_user_id"] = str(spec["user_id"])
+                session["_user_id"] = db.session.get(User, spec["user_id"]).get_id()
                 session["_fresh"] = True
             response = client.post(spec["path"], data=spec["data"])
         print(json.dumps({"survived": response.status_code}))
