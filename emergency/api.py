@@ -19,6 +19,15 @@ from emergency.models import Incident, Plan
 
 api = ApiBlueprint("emergency_api", __name__, tag="emergency")
 
+CONTACT_CONSENT_DOC = (
+    "Consent is recorded for each named contact. The body of api.md has no per-contact "
+    "consent, so a contact sent without `consent` is recorded as given, recorded by the "
+    "plan writer who sends the body (the version's author; the audit entry lists these "
+    "contacts). Send `consent: false` for a contact who has not agreed: they stay in the "
+    "plan for operators to see, are listed in `contacts_without_consent`, and the contact "
+    "cascade never messages them. `test_plan: true` makes a test plan for drills."
+)
+
 
 class MedicationIn(ApiModel):
     name: str = Field(min_length=1, max_length=200)
@@ -59,7 +68,10 @@ class ContactIn(ApiModel):
     availability: str = ""
     consent: bool | None = Field(
         default=None,
-        description="This contact agreed to be named. Omitted: covered by the consent record.",
+        description="Whether this contact agreed to be named and called. Omitted: recorded "
+        "as given, vouched for by the plan writer who sends the body (api.md has no "
+        "per-contact field). false: the contact is kept in the plan for operators to see "
+        "but the contact cascade never messages them.",
     )
 
 
@@ -77,18 +89,33 @@ class ConsentIn(ApiModel):
 
 
 class PlanIn(ApiModel):
+    """An emergency plan. Each contact's consent is recorded: a contact sent without
+    `consent` is recorded as having agreed, recorded by the plan writer who sends the
+    body; `consent: false` keeps the contact but the cascade skips them."""
+
     carer_id: int
     cared_for: CaredForIn
     access: AccessIn = Field(default_factory=AccessIn)
     contacts: list[ContactIn] = Field(default_factory=list, max_length=5)
     replacement_care: ReplacementCareIn = Field(default_factory=ReplacementCareIn)
     consent: ConsentIn
+    test_plan: bool | None = Field(
+        default=None,
+        description="A test plan for drills: its cards open drills that contact nobody "
+        "real and are left out of the figures. Set when the plan is created (default "
+        "false); an edit may repeat it but not change it.",
+    )
 
 
 class PlanCreated(BaseModel):
     id: int
     version: int
     review_due: date
+    test_plan: bool = False
+    contacts_without_consent: list[int] = Field(
+        default_factory=list,
+        description="Positions (from 1) of contacts who have not agreed: never contacted.",
+    )
 
 
 class CardIssued(BaseModel):
@@ -107,6 +134,11 @@ class LookupIn(ApiModel):
 class EventIn(ApiModel):
     kind: Literal["note", "call", "sms", "contact_confirmed", "care_arranged"]
     text: str = Field(min_length=1, max_length=4000)
+    contact_id: int | None = Field(
+        default=None,
+        description="With contact_confirmed: the plan contact who confirmed. Omitted: the "
+        "contact the cascade is waiting on. Either way the cascade stops.",
+    )
 
 
 class CloseIn(ApiModel):
@@ -138,7 +170,11 @@ def _answers(body: PlanIn) -> dict[str, Any]:
         "gp": cared.gp,
         "professionals": cared.professionals,
         "contacts": [
-            {**c.model_dump(), "consent": True if c.consent is None else c.consent}
+            {
+                **c.model_dump(),
+                "consent": True if c.consent is None else c.consent,
+                "consent_by_default": c.consent is None,
+            }
             for c in body.contacts
         ],
         "replacement_care": body.replacement_care.model_dump(),
@@ -176,6 +212,7 @@ def _own_carer(user: User, carer_id: int) -> User:
     status=201,
     errors=[(422, "validation_failed")],
     idempotent=True,
+    description=CONTACT_CONSENT_DOC,
 )
 def create_plan(*, user: User, body: PlanIn) -> PlanCreated:
     carer = _own_carer(user, body.carer_id)
@@ -187,8 +224,22 @@ def create_plan(*, user: User, body: PlanIn) -> PlanCreated:
         answers=_answers(body),
         cipher=_cipher(),
         now=utcnow(),
+        is_test=body.test_plan is True,
+        contacts_may_decline=True,
     )
-    return PlanCreated(id=plan.id, version=plan.current_version, review_due=plan.review_due)
+    return _created(plan)
+
+
+def _created(plan: Plan) -> PlanCreated:
+    return PlanCreated(
+        id=plan.id,
+        version=plan.current_version,
+        review_due=plan.review_due,
+        test_plan=plan.is_test,
+        contacts_without_consent=[
+            c.position for c in services.plan_contacts(plan) if not c.consent
+        ],
+    )
 
 
 @api.operation(
@@ -199,6 +250,7 @@ def create_plan(*, user: User, body: PlanIn) -> PlanCreated:
     body=PlanIn,
     response=PlanCreated,
     errors=[(404, "not_found"), (422, "validation_failed")],
+    description=CONTACT_CONSENT_DOC,
 )
 def update_plan(*, user: User, body: PlanIn, plan_id: int) -> PlanCreated:
     plan = services.get_plan(plan_id, council_id=user.council_id)
@@ -207,10 +259,20 @@ def update_plan(*, user: User, body: PlanIn, plan_id: int) -> PlanCreated:
             "A plan stays with its carer.",
             fields={"carer_id": "This plan belongs to another carer"},
         )
+    if body.test_plan is not None and body.test_plan != plan.is_test:
+        raise services.PlanInvalid(
+            "A plan stays a test plan, or a real one. Make a new plan instead.",
+            fields={"test_plan": "A plan cannot be changed to or from a test plan"},
+        )
     plan = services.update_plan(
-        plan, writer=user, answers=_answers(body), cipher=_cipher(), now=utcnow()
+        plan,
+        writer=user,
+        answers=_answers(body),
+        cipher=_cipher(),
+        now=utcnow(),
+        contacts_may_decline=True,
     )
-    return PlanCreated(id=plan.id, version=plan.current_version, review_due=plan.review_due)
+    return _created(plan)
 
 
 @api.operation(
@@ -366,7 +428,8 @@ def incident_detail(*, user: User, incident_id: int) -> dict[str, Any]:
 @api.operation(
     "/emergency/incidents/<int:incident_id>/events",
     method="POST",
-    summary="Add a note, call, SMS, confirmation or care arrangement to the timeline",
+    summary="Add a note, call, SMS, confirmation or care arrangement to the timeline "
+    "(contact_confirmed stops the contact cascade)",
     roles=[Role.OPERATOR],
     body=EventIn,
     status=201,
@@ -375,7 +438,12 @@ def incident_detail(*, user: User, incident_id: int) -> dict[str, Any]:
 def add_event(*, user: User, body: EventIn, incident_id: int) -> dict[str, Any]:
     incident = services.get_incident(incident_id, council_id=user.council_id)
     event = services.record_operator_event(
-        incident, kind=body.kind, text=body.text, operator=user, now=utcnow()
+        incident,
+        kind=body.kind,
+        text=body.text,
+        operator=user,
+        now=utcnow(),
+        contact_id=body.contact_id,
     )
     return {
         "id": event.id,

@@ -68,6 +68,14 @@ def _parse_day(text: str) -> date | None:
     return None
 
 
+def _day_text(iso: Any) -> str:
+    """An ISO date from a draft as people write it ('3 April 1941'); '' when missing."""
+    try:
+        return date.fromisoformat(str(iso)).strftime("%-d %B %Y")
+    except ValueError:
+        return str(iso or "")
+
+
 def _or_404(func: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return func(*args, **kwargs)
@@ -316,6 +324,10 @@ def draft_check(draft_id: int) -> ResponseReturnValue:
         "emergency/plan_check.html",
         draft=draft,
         answers=answers,
+        dates={
+            "date_of_birth": _day_text(answers.get("cared_for", {}).get("date_of_birth")),
+            "recorded_on": _day_text(answers.get("consent", {}).get("recorded_on")),
+        },
         carer=carer,
         errors=errors,
         error_list=[

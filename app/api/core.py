@@ -105,6 +105,7 @@ class Operation:
     errors: tuple[tuple[int, str], ...] = ()
     idempotent: bool = False
     tags: tuple[str, ...] = field(default_factory=tuple)
+    description: str = ""
 
 
 class ApiBlueprint(Blueprint):
@@ -128,6 +129,7 @@ class ApiBlueprint(Blueprint):
         status: int = 200,
         errors: Iterable[tuple[int, str]] = (),
         idempotent: bool = False,
+        description: str = "",
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare an endpoint. `roles=None` means public (no token needed).
 
@@ -196,6 +198,7 @@ class ApiBlueprint(Blueprint):
                     errors=tuple(errors),
                     idempotent=idempotent,
                     tags=(self.tag,),
+                    description=description,
                 )
             )
             return wrapped

@@ -84,6 +84,9 @@ def build_spec(app: Flask) -> dict[str, Any]:
         if op.roles is not None:
             operation["security"] = [{"bearer": []}]
             operation["description"] = "Roles: " + ", ".join(sorted(str(r) for r in op.roles))
+        if op.description:
+            roles_line = operation.get("description", "")
+            operation["description"] = f"{roles_line}\n\n{op.description}".strip()
         parameters = _path_parameters(op.rule)
         if op.query is not None:
             query_schema = op.query.model_json_schema(ref_template=REF)

@@ -12,7 +12,16 @@ from app import audit
 from app.extensions import db
 from app.models import User
 from emergency.crypto import FieldCipher
-from emergency.models import Card, Incident, IncidentEvent, IncidentStatus, Plan
+from emergency.models import (
+    Card,
+    CascadeAttempt,
+    CascadeStatus,
+    Contact,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    Plan,
+)
 from emergency.services.errors import EmergencyError, IncidentClosed, RecordNotFound
 from emergency.services.plans import current_version
 
@@ -140,10 +149,25 @@ def _require_open(incident: Incident) -> None:
 
 
 def record_operator_event(
-    incident: Incident, *, kind: str, text: str, operator: User, now: datetime
+    incident: Incident,
+    *,
+    kind: str,
+    text: str,
+    operator: User,
+    now: datetime,
+    contact_id: int | None = None,
 ) -> IncidentEvent:
-    """An operator's note, call, SMS, confirmation or care arrangement."""
+    """An operator's note, call, SMS, confirmation or care arrangement.
+
+    A confirmation stops the contact cascade exactly as a YES by SMS or the console's
+    button does: nobody else is messaged and no care is booked automatically."""
     _require_open(incident)
+    if contact_id is not None and kind != "contact_confirmed":
+        raise EmergencyError(
+            "A contact can only be named when a contact confirmed.",
+            code="validation_failed",
+            fields={"contact_id": "Leave this out unless the kind is contact_confirmed"},
+        )
     if kind not in OPERATOR_EVENT_KINDS and kind != "handover":
         raise EmergencyError(
             "That kind of event cannot be added by hand.",
@@ -154,7 +178,67 @@ def record_operator_event(
         raise EmergencyError(
             "Write what happened.", code="validation_failed", fields={"text": "Enter some text"}
         )
+    if kind == "contact_confirmed":
+        return _operator_confirmation(
+            incident, text=text, operator=operator, now=now, contact_id=contact_id
+        )
     return add_incident_event(incident, kind=kind, text=text, actor=operator, now=now)
+
+
+def _confirming_contact(incident: Incident, contact_id: int | None) -> Contact | None:
+    """The contact named, or else the one the cascade is waiting on now (if any)."""
+    if contact_id is not None:
+        contact = db.session.get(Contact, contact_id)
+        if contact is None or contact.plan_version_id != incident.plan_version_id:
+            raise EmergencyError(
+                "That person is not a contact in this plan.",
+                code="validation_failed",
+                fields={"contact_id": "Give the id of one of this plan's contacts"},
+            )
+        return contact
+    waiting = db.session.scalar(
+        select(CascadeAttempt)
+        .where(CascadeAttempt.incident_id == incident.id, CascadeAttempt.outcome == "waiting")
+        .order_by(CascadeAttempt.position.desc())
+        .limit(1)
+    )
+    return waiting.contact if waiting is not None else None
+
+
+def _operator_confirmation(
+    incident: Incident, *, text: str, operator: User, now: datetime, contact_id: int | None
+) -> IncidentEvent:
+    from emergency.services import cascade  # cascade builds on this module
+
+    contact = _confirming_contact(incident, contact_id)
+    event = add_incident_event(
+        incident,
+        kind="contact_confirmed",
+        text=text,
+        actor=operator,
+        now=now,
+        details={"contact_id": contact.id if contact else None, "via": "operator"},
+        commit=False,
+    )
+    if contact is not None:
+        # The console button's path: stops the cascade, tells the carer, commits.
+        cascade.confirm_contact(incident, contact, via="console", now=now)
+        db.session.commit()  # a second confirmation returns early, without committing
+        return event
+    # Someone confirmed who is not (or not yet) being asked: stop the cascade anyway,
+    # so nobody else is messaged and no care is booked behind the operator's back.
+    if incident.cascade_status in (CascadeStatus.NOT_STARTED, CascadeStatus.RUNNING):
+        incident.cascade_status = CascadeStatus.CONFIRMED
+        incident.cascade_step_due_at = None
+        for attempt in db.session.scalars(
+            select(CascadeAttempt).where(
+                CascadeAttempt.incident_id == incident.id, CascadeAttempt.outcome == "waiting"
+            )
+        ):
+            attempt.outcome = "stopped"
+            attempt.ended_at = now
+    db.session.commit()
+    return event
 
 
 def add_handover_note(incident: Incident, *, operator: User, text: str, now: datetime) -> None:

@@ -63,9 +63,16 @@ def _parse_day(value: Any) -> date | None:
         return None
 
 
-def validate_answers(answers: dict[str, Any], *, today: date) -> dict[str, Any]:
+def validate_answers(
+    answers: dict[str, Any], *, today: date, contacts_may_decline: bool = False
+) -> dict[str, Any]:
     """Check a plan's answers and return them cleaned. Raises PlanInvalid with `fields`
-    naming every problem, so a page or the API can show them all at once."""
+    naming every problem, so a page or the API can show them all at once.
+
+    Each named contact's consent is recorded. The guided form asks the plan writer to
+    confirm it for every contact; with `contacts_may_decline` (the API, where a council's
+    system may say a contact has not agreed) a contact without consent is kept, shown to
+    operators as such, and never contacted by the cascade."""
     errors: dict[str, str] = {}
     cared_for = dict(answers.get("cared_for") or {})
     access = dict(answers.get("access") or {})
@@ -141,8 +148,8 @@ def validate_answers(answers: dict[str, Any], *, today: date) -> dict[str, Any]:
             errors[f"contacts.{index}.phone"] = (
                 f"Enter a real phone number for contact {index + 1}, like 07911 123 456"
             )
-        consent = contact.get("consent", False) in (True, "true", "yes", "y", "on", "1")
-        if not consent:
+        agreed = contact.get("consent", False) in (True, "true", "yes", "y", "on", "1")
+        if not agreed and not contacts_may_decline:
             errors[f"contacts.{index}.consent"] = (
                 f"Confirm that contact {index + 1} agreed to be named in the plan"
             )
@@ -154,7 +161,9 @@ def validate_answers(answers: dict[str, Any], *, today: date) -> dict[str, Any]:
                 "can_step_in": bool(contact.get("can_step_in", False)),
                 "has_key": bool(contact.get("has_key", False)),
                 "availability": _text(contact.get("availability"), 200),
-                "consent": consent,
+                "consent": agreed,
+                # given by the API's default: the submitting plan writer vouches for it
+                "consent_by_default": agreed and contact.get("consent_by_default") is True,
             }
         )
 
@@ -246,6 +255,20 @@ def _add_version(
     return version
 
 
+def _contact_consent_details(clean: dict[str, Any], writer: User) -> dict[str, Any]:
+    """For the audit entry: whose consent the submitting writer vouched for by default
+    (the API without a `consent` field) and who has not agreed (never contacted)."""
+    details: dict[str, Any] = {}
+    by_default = [n for n, c in enumerate(clean["contacts"], 1) if c.get("consent_by_default")]
+    declined = [n for n, c in enumerate(clean["contacts"], 1) if not c["consent"]]
+    if by_default:
+        details["contact_consent_by_default"] = by_default
+        details["contact_consent_recorded_by"] = writer.name
+    if declined:
+        details["contacts_without_consent"] = declined
+    return details
+
+
 def _check_carer(carer: User, council_id: int) -> None:
     if not carer.has_role(Role.CARER) or carer.council_id != council_id:
         raise PlanInvalid(
@@ -263,10 +286,14 @@ def create_plan(
     cipher: FieldCipher,
     now: datetime,
     is_test: bool = False,
+    contacts_may_decline: bool = False,
 ) -> Plan:
-    """Approve a new plan (version 1). Review falls due 12 months from today."""
+    """Approve a new plan (version 1). Review falls due 12 months from today. A test
+    plan's cards open drills, which contact nobody real and stay out of the figures."""
     _check_carer(carer, council.id)
-    clean = validate_answers(answers, today=london_today(now))
+    clean = validate_answers(
+        answers, today=london_today(now), contacts_may_decline=contacts_may_decline
+    )
     plan = Plan(
         council_id=council.id,
         carer_id=carer.id,
@@ -286,18 +313,31 @@ def create_plan(
         council_id=council.id,
         subject=plan,
         on_behalf_of=carer,
-        details={"version": 1, "contacts": len(clean["contacts"]), "test": is_test},
+        details={
+            "version": 1,
+            "contacts": len(clean["contacts"]),
+            "test": is_test,
+            **_contact_consent_details(clean, writer),
+        },
     )
     db.session.commit()
     return plan
 
 
 def update_plan(
-    plan: Plan, *, writer: User, answers: dict[str, Any], cipher: FieldCipher, now: datetime
+    plan: Plan,
+    *,
+    writer: User,
+    answers: dict[str, Any],
+    cipher: FieldCipher,
+    now: datetime,
+    contacts_may_decline: bool = False,
 ) -> Plan:
     """Save an edit as a new version; the old version stays as it was. An edit is a
     fresh approval, so the next review is 12 months from today."""
-    clean = validate_answers(answers, today=london_today(now))
+    clean = validate_answers(
+        answers, today=london_today(now), contacts_may_decline=contacts_may_decline
+    )
     number = plan.current_version + 1
     _add_version(plan, number=number, answers=clean, author=writer, cipher=cipher, now=now)
     plan.current_version = number
@@ -311,7 +351,7 @@ def update_plan(
         actor=writer,
         council_id=plan.council_id,
         subject=plan,
-        details={"version": number},
+        details={"version": number, **_contact_consent_details(clean, writer)},
     )
     db.session.commit()
     return plan
@@ -491,7 +531,9 @@ def save_draft_step(
 
 
 def submit_draft(draft: PlanDraft, *, writer: User, cipher: FieldCipher, now: datetime) -> Plan:
-    """'Check your answers' → save: a new plan, or a new version of the plan being edited."""
+    """'Check your answers' → save: a new plan, or a new version of the plan being edited.
+    A new plan keeps the "test plan for drills" choice made on its first page, so its
+    cards open drills that contact nobody real."""
     answers = draft_answers(draft, cipher)
     if draft.plan_id is not None:
         plan = get_plan(draft.plan_id, council_id=writer.council_id)
@@ -505,7 +547,13 @@ def submit_draft(draft: PlanDraft, *, writer: User, cipher: FieldCipher, now: da
     clean = validate_answers(answers, today=london_today(now))
     db.session.delete(draft)
     return create_plan(
-        council=council, carer=carer, writer=writer, answers=clean, cipher=cipher, now=now
+        council=council,
+        carer=carer,
+        writer=writer,
+        answers=clean,
+        cipher=cipher,
+        now=now,
+        is_test=answers.get("is_test") is True,
     )
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask.testing import FlaskClient
 from reportlab.lib.units import mm
 from sqlalchemy import func, select
 
+from app.clock import utcnow
 from app.extensions import db
-from app.models import AuditEntry
+from app.models import AuditEntry, OutboxMessage
+from app.scheduler import run_job
+from booking.models.bookings import Booking
 from emergency import services
 from emergency.models import Incident, Plan
 from tests.emergency.factories import (
@@ -143,21 +147,44 @@ def test_guided_plan_form_with_check_your_answers(client: FlaskClient, now: date
             "date_of_birth": "3 4 1941",
             "address": "2 Road",
             "postcode": "ls6 2ab",
+            "safe_alone": "Half an hour at most",
         },
-        "access": {"key_safe_code": "5555", "key_safe_location": "Porch"},
-        "needs": {"personal_care": "Help with washing"},
-        "medication": {"med1_name": "Aspirin", "med1_dose": "75 mg", "allergies": "None"},
+        "access": {
+            "key_safe_code": "5555",
+            "key_safe_location": "Porch",
+            "key_holder": "Mrs Patel at number 4",
+            "notes": "Side gate sticks",
+        },
+        "needs": {"personal_care": "Help with washing", "faith_culture": "Halal food"},
+        "medication": {
+            "med1_name": "Aspirin",
+            "med1_dose": "75 mg",
+            "med1_times": "With breakfast",
+            "med1_managed_by": "District nurse fills the dosette",
+            "med1_stored_where": "Kitchen cupboard",
+            "allergies": "Latex",
+            "gp": "Hyde Park Surgery, 0113 496 0000",
+            "professionals": "Social worker Dev Shah",
+        },
         "contacts": {
             "c1_name": "Kim",
             "c1_relationship": "Son",
             "c1_phone": "07911 123456",
+            "c1_availability": "Evenings and weekends",
             "c1_can_step_in": "y",
+            "c1_has_key": "y",
             "c1_consent": "y",
+            "c2_name": "Lee",
+            "c2_relationship": "Neighbour",
+            "c2_phone": "07911 123457",
+            "c2_availability": "Weekdays 9 to 5",
+            "c2_consent": "y",
         },
         "care": {"arrangements": "Home care", "hours": "48"},
         "consent": {
             "carer": "y",
-            "cared_for": "yes",
+            "cared_for": "best_interests",
+            "best_interests_record": "MCA assessment by Dr Rao on 30 Oct: lacks capacity",
             "recorded_by": "Rita",
             "recorded_on": "1 11 2026",
         },
@@ -167,16 +194,63 @@ def test_guided_plan_form_with_check_your_answers(client: FlaskClient, now: date
         assert response.status_code == 302, (step, response.get_data(as_text=True)[:3000])
     check = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Check your answers" in check
-    assert "Joan Test" in check
-    assert "Kim" in check
+    shown = [
+        "Joan Test",
+        "3 April 1941",
+        "Half an hour at most",
+        "Mrs Patel at number 4",
+        "Side gate sticks",
+        "Halal food",
+        "With breakfast",
+        "District nurse fills the dosette",
+        "Kitchen cupboard",
+        "Latex",
+        "Hyde Park Surgery, 0113 496 0000",
+        "Social worker Dev Shah",
+        "Kim (Son)",
+        "Evenings and weekends",
+        "Lee (Neighbour)",
+        "Weekdays 9 to 5",
+        "Up to 48 hours",
+        "Cannot decide: a best-interests decision was made",
+        "MCA assessment by Dr Rao on 30 Oct: lacks capacity",
+        "Rita on 1 November 2026",
+    ]
+    assert [text for text in shown if text not in check] == []
+    assert "5555" not in check  # the key-safe code stays locked, even here
+    # Per contact: can step in, holds a key, agreed to be named (Kim yes, yes; Lee no, no).
+    kim = check[check.index("Kim (Son)") : check.index("Lee (Neighbour)")]
+    lee = check[check.index("Lee (Neighbour)") :]
+    assert "Can step in and care" in kim
+    assert "Holds a key" in kim
+    assert "Agreed to be named in this plan" in kim
+    assert "Cannot step in" in lee
+    assert "Does not hold a key" in lee
+    assert "Agreed to be named in this plan" in lee
+    assert "Test plan for drills" in check
     saved = client.post(response.headers["Location"])
     assert saved.status_code == 302
     plan = db.session.scalar(select(Plan).where(Plan.carer_id == scene.carer.id))
     assert plan is not None
+    assert plan.is_test is False
     assert plan.review_due.year == 2027 or plan.review_due > now.date()
     view = services.view_plan(plan, viewer=scene.writer, cipher=cipher(), now=now)
-    assert view.details["cared_for"]["postcode"] == "LS6 2AB"
-    assert services.plan_contacts(plan)[0].phone == "+447911123456"
+    details = view.details
+    assert details["cared_for"]["postcode"] == "LS6 2AB"
+    assert details["cared_for"]["safe_alone"] == "Half an hour at most"
+    assert details["access"]["key_holder"] == "Mrs Patel at number 4"
+    assert details["needs"]["faith_culture"] == "Halal food"
+    assert details["medication"][0]["managed_by"] == "District nurse fills the dosette"
+    assert details["medication"][0]["stored_where"] == "Kitchen cupboard"
+    assert details["gp"] == "Hyde Park Surgery, 0113 496 0000"
+    assert details["professionals"] == "Social worker Dev Shah"
+    assert details["best_interests_record"].startswith("MCA assessment by Dr Rao")
+    assert view.version.consent_cared_for == "best_interests"
+    contacts = services.plan_contacts(plan)
+    assert [(c.phone, c.can_step_in, c.has_key, c.availability, c.consent) for c in contacts] == [
+        ("+447911123456", True, True, "Evenings and weekends", True),
+        ("+447911123457", False, False, "Weekdays 9 to 5", True),
+    ]
 
 
 def test_check_answers_shows_service_errors(client: FlaskClient, now: datetime) -> None:
@@ -381,3 +455,88 @@ def test_operator_confirms_a_contact_and_closes_with_an_outcome(
     assert f"/emergency/incidents/{incident_id}" not in client.get("/emergency/incidents").get_data(
         as_text=True
     )
+
+
+def _plan_on_pages(client: FlaskClient, scene: Any, *, is_test: bool, contacts: int = 3) -> Plan:
+    """A plan writer (signed in) fills the guided form and saves it; the new plan."""
+    base = client.post("/emergency/plans/new").headers["Location"].rsplit("/", 1)[0]
+    person = {
+        "carer_id": str(scene.carer.id),
+        "name": "Joan Drill",
+        "date_of_birth": "3 4 1941",
+        "address": "2 Road",
+        "postcode": "LS6 2AB",
+    }
+    if is_test:
+        person["is_test"] = "y"
+    people: dict[str, str] = {}
+    for row in range(1, contacts + 1):
+        people |= {
+            f"c{row}_name": f"Real Person {row}",
+            f"c{row}_relationship": "Friend",
+            f"c{row}_phone": f"07911 12345{row}",
+            f"c{row}_can_step_in": "y",
+            f"c{row}_consent": "y",
+        }
+    pages = {
+        "person": person,
+        "contacts": people,
+        "consent": {
+            "carer": "y",
+            "cared_for": "yes",
+            "recorded_by": "Rita",
+            "recorded_on": "1 11 2026",
+        },
+    }
+    for step, data in pages.items():
+        response = client.post(f"{base}/{step}", data=data)
+        assert response.status_code == 302, (step, response.get_data(as_text=True)[:2000])
+    assert client.post(f"{base}/check").status_code == 302
+    plan = db.session.scalar(
+        select(Plan).where(Plan.carer_id == scene.carer.id).order_by(Plan.id.desc())
+    )
+    assert plan is not None
+    return plan
+
+
+def test_a_test_plan_made_on_the_form_runs_a_drill_that_contacts_nobody_real(
+    client: FlaskClient, now: datetime
+) -> None:
+    """The drill box on the plan form → a test plan → its card opens a drill: the cascade
+    job runs to the end, yet no SMS or call goes out, nobody is booked, and the figures
+    leave it out."""
+    scene = make_scene(timeout_minutes=10)
+    make_worker_free_now(scene.council, now=now)
+    sign_in(client, scene.writer)
+    plan = _plan_on_pages(client, scene, is_test=True)
+    assert plan.is_test is True
+    assert "test plan for drills" in client.get(f"/emergency/plans/{plan.id}").get_data(
+        as_text=True
+    )
+    issued = client.post(f"/emergency/plans/{plan.id}/cards").get_data(as_text=True)
+    pin = re.search(r'name="pin" value="(\d{8})"', issued).group(1)  # type: ignore[union-attr]
+    assert services.cards_of(plan)[0].is_test is True
+
+    sign_in(client, scene.operator)
+    location = client.post("/emergency/console", data={"pin": pin}).headers["Location"]
+    incident_id = int(location.rstrip("/").rsplit("/", 1)[1])
+    incident = db.session.get(Incident, incident_id)
+    assert incident is not None
+    assert incident.is_drill is True
+    assert "DRILL: nobody real is contacted" in client.get(location).get_data(as_text=True)
+    client.post(f"/emergency/incidents/{incident_id}/cascade")
+    started = utcnow()
+    for minutes in (1, 11, 12, 22, 23, 33, 34):
+        run_job("emergency_cascade", started + timedelta(minutes=minutes))
+        run_job("phone_cascade_calls", started + timedelta(minutes=minutes))
+    db.session.refresh(incident)
+    assert incident.cascade_status.value == "exhausted"  # the whole path ran
+    assert incident.care_arranged_at is not None
+    assert db.session.scalars(select(OutboxMessage)).all() == []  # no SMS, no call, no e-mail
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+    drills = [e.text for e in services.events_of(incident) if e.kind == "drill_message"]
+    assert any("Real Person 3" in text for text in drills)
+
+    sign_in(client, scene.officer)
+    csv_lines = client.get("/emergency/figures.csv").get_data(as_text=True).splitlines()
+    assert csv_lines[1].split(",")[1:3] == ["0", "0"]  # no incident, no call this week
