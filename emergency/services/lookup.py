@@ -1,6 +1,6 @@
 """PIN lookup: the check digit first (no card is looked up for a mistyped PIN), then
 rate limits kept in the database (per operator, per caller number, and for the whole
-service), then the card; a hit opens (or returns) the incident. Every attempt, hit or
+service, the phone keypad counted apart from staff), then the card; a hit opens (or returns) the incident. Every attempt, hit or
 miss, is audited: who, when, from where, and the incident it led to."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from app import audit, outbox
+from app.clock import to_london
 from app.extensions import db
-from app.models import Role, User, UserRole
+from app.models import Council, Role, User, UserRole
 from emergency.models import Card, CardStatus, Incident, PinAttempt, PlanVersion
 from emergency.pins import check_pin_format, pin_hmac
 from emergency.services.errors import CardRevoked, InvalidPin, TooManyAttempts, UnknownPin
@@ -25,7 +26,12 @@ OPERATOR_MISS_LIMIT = 20  # misses in a row (since the operator's last hit) …
 CALLER_MISS_LIMIT = 5  # … or from one caller number …
 LOCKOUT = timedelta(minutes=15)  # … within this window lock that person out for it
 GLOBAL_MISS_LIMIT = 200  # misses across the whole service …
-GLOBAL_WINDOW = timedelta(minutes=10)  # … in this window suggest guessing: stop all lookups
+GLOBAL_WINDOW = timedelta(minutes=10)  # … in this window suggest guessing: pause lookups
+# The service-wide guard counts the public phone line's keypad apart from staff (console
+# and API), so a flood of wrong PINs from anonymous callers pauses the keypad (callers are
+# put through to an operator) but never the operators' own lookups, in any council.
+PHONE_SCOPE = "phone"
+STAFF_SCOPE = "staff"
 
 
 @dataclass(frozen=True)
@@ -64,23 +70,74 @@ def _lock_remaining(where: list[object], limit: int, now: datetime) -> int | Non
     return max(int((unlocks_at - now).total_seconds()) + 1, 1)
 
 
-def _global_misses(now: datetime) -> int:
+def _scope_of(channel: str) -> str:
+    return PHONE_SCOPE if channel == "phone" else STAFF_SCOPE
+
+
+def _scope_filter(scope: str) -> object:
+    if scope == PHONE_SCOPE:
+        return PinAttempt.channel == "phone"
+    return PinAttempt.channel != "phone"
+
+
+def _global_misses(now: datetime, scope: str) -> int:
     return int(
         db.session.scalar(
             select(func.count(PinAttempt.id)).where(
-                PinAttempt.outcome.in_(MISS_OUTCOMES), PinAttempt.created_at > now - GLOBAL_WINDOW
+                _scope_filter(scope),  # type: ignore[arg-type]
+                PinAttempt.outcome.in_(MISS_OUTCOMES),
+                PinAttempt.created_at > now - GLOBAL_WINDOW,
             )
         )
         or 0
     )
 
 
-def _check_limits(*, operator: User | None, caller_number: str | None, now: datetime) -> None:
-    if _global_misses(now) >= GLOBAL_MISS_LIMIT:
+def _global_pause_ends(now: datetime, scope: str) -> datetime | None:
+    """When the service-wide pause of this scope ends, or None when it is not paused.
+    No miss is recorded while paused, so the end does not move."""
+    misses = list(
+        db.session.scalars(
+            select(PinAttempt.created_at)
+            .where(
+                _scope_filter(scope),  # type: ignore[arg-type]
+                PinAttempt.outcome.in_(MISS_OUTCOMES),
+                PinAttempt.created_at > now - GLOBAL_WINDOW,
+            )
+            .order_by(PinAttempt.created_at.desc())
+            .limit(GLOBAL_MISS_LIMIT)
+        )
+    )
+    if len(misses) < GLOBAL_MISS_LIMIT:
+        return None
+    return misses[GLOBAL_MISS_LIMIT - 1] + GLOBAL_WINDOW
+
+
+def _wait_words(seconds: int, now: datetime) -> str:
+    """'about 7 minutes (until 3:42pm)' in UK time, for a person who must wait."""
+    minutes = max(1, -(-seconds // 60))
+    until = to_london(now + timedelta(seconds=seconds)).strftime("%-I:%M%p").lower()
+    return f"about {minutes} minute{'s' if minutes != 1 else ''} (until {until})"
+
+
+def _duty_team_words(operator: User | None) -> str:
+    council = db.session.get(Council, operator.council_id) if operator else None
+    phone = council.duty_team_phone if council else None
+    return f"the council's emergency duty team on {phone}" if phone else "your duty manager"
+
+
+def _check_limits(
+    *, channel: str, operator: User | None, caller_number: str | None, now: datetime
+) -> None:
+    ends = _global_pause_ends(now, _scope_of(channel))
+    if ends is not None:
+        seconds = max(int((ends - now).total_seconds()) + 1, 1)
         raise TooManyAttempts(
-            "Too many wrong PINs have been tried across the service. Lookups are paused for a "
-            "few minutes. Use the plan search with a supervisor if this is an emergency.",
-            retry_after=int(GLOBAL_WINDOW.total_seconds()),
+            f"PIN lookups are paused across the service for {_wait_words(seconds, now)}, "
+            "because many wrong PINs were tried. Try the PIN again then. If someone needs "
+            "help now, take the carer's name and address and call "
+            f"{_duty_team_words(operator)}.",
+            retry_after=seconds,
         )
     checks: list[tuple[list[object], int, str]] = []
     if operator is not None:
@@ -91,8 +148,9 @@ def _check_limits(*, operator: User | None, caller_number: str | None, now: date
         remaining = _lock_remaining(where, limit, now)
         if remaining is not None:
             raise TooManyAttempts(
-                "Too many wrong PINs in a row. Wait a few minutes, then try again, or ask a "
-                "supervisor to help.",
+                f"Too many wrong PINs in a row: your lookups are paused for "
+                f"{_wait_words(remaining, now)}. Ask another operator to look the PIN up, "
+                f"or call {_duty_team_words(operator)} if someone needs help now.",
                 retry_after=remaining,
             )
 
@@ -134,14 +192,26 @@ def _alert_lockout(
         )
 
 
-def _alert_global_pause(now: datetime) -> None:
-    """Guessing across the whole service pauses every lookup: tell every council's
-    officers and the admins at once (once per window, however many misses follow)."""
+def _alert_global_pause(now: datetime, scope: str) -> None:
+    """Guessing across the service pauses lookups of that scope (the phone keypad, or the
+    staff's console and API): tell every council's officers and the admins at once
+    (once per window, however many misses follow)."""
+    where = "on the phone line's keypad" if scope == PHONE_SCOPE else "by operators"
+    paused = (
+        "Keypad lookups are paused (callers are put through to an operator); operators' "
+        "lookups carry on."
+        if scope == PHONE_SCOPE
+        else "Operators' lookups are paused; they are told to call the duty team meanwhile."
+    )
     audit.record(
         "emergency.lookup_global_pause",
         actor=None,
         council_id=None,
-        details={"misses": GLOBAL_MISS_LIMIT, "window_minutes": GLOBAL_WINDOW.seconds // 60},
+        details={
+            "misses": GLOBAL_MISS_LIMIT,
+            "window_minutes": GLOBAL_WINDOW.seconds // 60,
+            "scope": scope,
+        },
     )
     staff = db.session.scalars(
         select(User)
@@ -155,13 +225,14 @@ def _alert_global_pause(now: datetime) -> None:
             "email",
             recipient=person.email,
             payload={
-                "subject": "Emergency line: all PIN lookups paused after many wrong PINs",
-                "body": f"{GLOBAL_MISS_LIMIT} wrong PINs were tried across the service within "
-                f"{GLOBAL_WINDOW.seconds // 60} minutes, which looks like guessing. Lookups are "
-                "paused for a few minutes. Check the audit log.",
+                "subject": f"Emergency line: PIN lookups {where} paused after many wrong PINs",
+                "body": f"{GLOBAL_MISS_LIMIT} wrong PINs were tried {where} within "
+                f"{GLOBAL_WINDOW.seconds // 60} minutes, which looks like guessing. "
+                f"{paused} The pause ends by itself within "
+                f"{GLOBAL_WINDOW.seconds // 60} minutes. Check the audit log.",
             },
             council_id=person.council_id,
-            dedupe_key=f"pin-global-pause-{person.id}-{window}",
+            dedupe_key=f"pin-global-pause-{scope}-{person.id}-{window}",
         )
 
 
@@ -211,8 +282,9 @@ def _record_miss(
         _alert_lockout(
             operator=operator, caller_number=caller_number, council_id=council_id, now=now
         )
-    if _global_misses(now) >= GLOBAL_MISS_LIMIT:
-        _alert_global_pause(now)
+    scope = _scope_of(channel)
+    if _global_misses(now, scope) >= GLOBAL_MISS_LIMIT:
+        _alert_global_pause(now, scope)
     db.session.commit()
 
 
@@ -233,7 +305,7 @@ def lookup_pin(
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     council_id = operator.council_id if operator else None
-    _check_limits(operator=operator, caller_number=caller_number, now=now)
+    _check_limits(channel=channel, operator=operator, caller_number=caller_number, now=now)
     miss = {
         "channel": channel,
         "operator": operator,

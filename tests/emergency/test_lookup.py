@@ -3,19 +3,22 @@ repeated misses (counted in the database), and the audit trail."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, OutboxMessage
+from app.models import AuditEntry, OutboxMessage, Role
 from emergency import services
 from emergency.models import IncidentStatus
 from emergency.pins import damm_digit
 from tests.emergency.factories import make_card, make_plan, make_scene, pin_key
-from tests.helpers import bearer, error_of
+from tests.factories import make_user
+from tests.helpers import bearer, error_of, sign_in
 
 
 def _valid_unknown_pins(count: int, avoid: str) -> list[str]:
@@ -196,51 +199,96 @@ def test_caller_number_is_limited_too(now: datetime) -> None:
     assert caught.value.retry_after > 0
 
 
-def test_guessing_across_the_service_pauses_every_lookup_and_alerts_once(
+def _lookup(pin: str, now: datetime, *, operator: Any = None, caller: str | None = None) -> Any:
+    return services.lookup_pin(
+        pin,
+        channel="phone" if operator is None else "console",
+        operator=operator,
+        caller_number=caller,
+        ip_address=None,
+        pin_key=pin_key(),
+        now=now,
+    )
+
+
+def test_guessing_on_the_phone_line_pauses_the_keypad_but_not_the_operators(
     now: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Anonymous callers flooding the keypad with wrong PINs pause keypad lookups for
+    everyone (and alert once), while operators in every council carry on."""
+    from emergency.services import lookup
+
+    monkeypatch.setattr(lookup, "GLOBAL_MISS_LIMIT", 6)
+    scene = make_scene()
+    elsewhere = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    other = make_card(elsewhere, make_plan(elsewhere, now=now), now=now)
+    # Six different callers, one wrong PIN each: no single caller is locked out.
+    for n, pin in enumerate(_valid_unknown_pins(6, avoid=issued.pin)):
+        with pytest.raises(services.UnknownPin):
+            _lookup(pin, now, caller=f"+4479110009{n:02d}")
+    with pytest.raises(services.TooManyAttempts) as paused:
+        _lookup(issued.pin, now, caller="+447911000999")
+    assert 0 < paused.value.retry_after <= 10 * 60 + 1
+    # The operators of both councils still find their cards.
+    assert _lookup(issued.pin, now, operator=scene.operator).card.id == issued.card.id
+    assert _lookup(other.pin, now, operator=elsewhere.operator).card.id == other.card.id
+    alerts = db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.recipient == scene.officer.email)
+    ).all()
+    assert len(alerts) == 1
+    assert "phone line" in alerts[0].payload["subject"]
+    assert "operators' lookups carry on" in alerts[0].payload["body"]
+    # After the window, the keypad works again.
+    later = _lookup(issued.pin, now + timedelta(minutes=11), caller="+447911000999")
+    assert later.card.id == issued.card.id
+
+
+def test_guessing_by_staff_pauses_staff_lookups_with_something_to_do(
+    client: FlaskClient, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many wrong PINs from staff accounts pause the console: the operator is told how
+    long for, and who to call meanwhile (the council's duty team)."""
     from emergency.services import lookup
 
     monkeypatch.setattr(lookup, "GLOBAL_MISS_LIMIT", 6)
     scene = make_scene()
     issued = make_card(scene, make_plan(scene, now=now), now=now)
-    # Six different callers, two wrong PINs each at most: no single one is locked out.
-    pins = _valid_unknown_pins(6, avoid=issued.pin)
-    for n, pin in enumerate(pins):
+    operators = [make_user(Role.OPERATOR, council=scene.council) for _ in range(6)]
+    started = datetime.now(now.tzinfo)
+    for operator, pin in zip(operators, _valid_unknown_pins(6, avoid=issued.pin), strict=True):
         with pytest.raises(services.UnknownPin):
-            services.lookup_pin(
-                pin,
-                channel="phone",
-                operator=None,
-                caller_number=f"+4479110009{n:02d}",
-                ip_address=None,
-                pin_key=pin_key(),
-                now=now,
-            )
-    with pytest.raises(services.TooManyAttempts) as paused:
-        services.lookup_pin(
-            issued.pin,
-            channel="api",
-            operator=scene.operator,
-            caller_number=None,
-            ip_address=None,
-            pin_key=pin_key(),
-            now=now,
-        )
-    assert "across the service" in paused.value.message
-    alerts = db.session.scalars(
-        select(OutboxMessage).where(OutboxMessage.recipient == scene.officer.email)
-    ).all()
-    assert len(alerts) == 1
-    assert "paused" in alerts[0].payload["subject"]
-    # After the window, lookups work again.
-    later = services.lookup_pin(
-        issued.pin,
-        channel="api",
-        operator=scene.operator,
-        caller_number=None,
-        ip_address=None,
-        pin_key=pin_key(),
-        now=now + timedelta(minutes=11),
+            _lookup(pin, started, operator=operator)
+    sign_in(client, scene.operator)
+    page = client.post("/emergency/console", data={"pin": issued.pin})
+    assert page.status_code == 429
+    html = page.get_data(as_text=True)
+    assert "govuk-error-summary" in html
+    assert re.search(r"paused across the service for about \d+ minutes \(until \d", html)
+    assert "Try the PIN again then" in html
+    assert scene.council.duty_team_phone in html
+    assert "plan search" not in html
+    api = client.post(
+        "/api/v1/emergency/lookup", json={"pin": issued.pin}, headers=bearer(scene.operator)
     )
-    assert later.card.id == issued.card.id
+    assert api.status_code == 429
+    assert 0 < int(api.headers["Retry-After"]) <= 10 * 60 + 1
+    # The phone line's keypad is counted apart, so callers still get through.
+    assert _lookup(issued.pin, started, caller="+447911000111").card.id == issued.card.id
+    assert _lookup(issued.pin, now + timedelta(minutes=11), operator=scene.operator)
+
+
+def test_an_operator_locked_out_is_told_how_long_and_what_to_do(
+    client: FlaskClient, now: datetime
+) -> None:
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    started = datetime.now(now.tzinfo)
+    for pin in _valid_unknown_pins(20, avoid=issued.pin):
+        with pytest.raises(services.UnknownPin):
+            _lookup(pin, started, operator=scene.operator)
+    sign_in(client, scene.operator)
+    html = client.post("/emergency/console", data={"pin": issued.pin}).get_data(as_text=True)
+    assert re.search(r"paused for about \d+ minutes \(until \d", html)
+    assert "Ask another operator" in html
+    assert scene.council.duty_team_phone in html
