@@ -148,9 +148,24 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(core_api, url_prefix="/api/v1")
     booking.register(app)
     emergency.register(app)
+    _register_dashboard_links()
     for blueprint in app.blueprints.values():
         if blueprint.name.endswith("api") or blueprint.name.startswith("api"):
             csrf.exempt(blueprint)
+
+
+def _register_dashboard_links() -> None:
+    """The shared pages' links, after the domains' own: the outbox page for exactly the
+    roles it lets in."""
+    from app.views import dashboard_link, outbox_page
+
+    for role in sorted(outbox_page.allowed_roles):  # type: ignore[attr-defined]
+        dashboard_link(
+            role,
+            "main.outbox_page",
+            "Messages and calls",
+            "Texts, calls and e-mails the service sends: see which failed and try them again",
+        )
 
 
 def _wants_json() -> bool:

@@ -62,3 +62,15 @@ def test_front_end_assets_come_from_npm(client, app: Flask) -> None:  # type: ig
     ]:
         with client.get(path) as response:
             assert response.status_code == status, path
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_the_outbox_page_is_linked_from_the_dashboards_of_the_roles_it_lets_in(
+    client, role: Role
+) -> None:  # type: ignore[no-untyped-def]
+    user = make_user(role)
+    sign_in(client, user)
+    page = client.get("/dashboard").get_data(as_text=True)
+    allowed = role in {Role.ADMIN, Role.COUNCIL_OFFICER, Role.OPERATOR}
+    assert ('href="/staff/outbox"' in page) is allowed
+    assert client.get("/staff/outbox").status_code == (200 if allowed else 403)
