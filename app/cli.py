@@ -165,6 +165,13 @@ def seed_command() -> None:
     """Load a realistic demo council. Running it twice changes nothing."""
     from app.demo import seed
 
+    if current_app.config.get("APP_ENV") == "production":
+        # The demo logins, passwords and TOTP secret are published in the README.
+        raise click.ClickException(
+            "The demo data is not for production: it makes accounts whose passwords are "
+            "published. Nothing was written. Unset APP_ENV=production to seed a test copy."
+        )
+
     for line in seed(now=utcnow(), password_method=current_app.config["PASSWORD_HASH_METHOD"]):
         click.echo(line)
 

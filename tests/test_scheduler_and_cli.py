@@ -122,6 +122,45 @@ def test_demo_seed_twice_changes_nothing(app: Flask) -> None:
     assert _row_counts() == counts
 
 
+def test_demo_seed_refuses_to_run_in_production(app: Flask) -> None:
+    app.config["APP_ENV"] = "production"
+    try:
+        result = _cli(app, "demo", "seed")
+    finally:
+        app.config["APP_ENV"] = "development"
+    assert result.exit_code != 0
+    assert "not for production" in result.output
+    assert "demo-password-1" not in result.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_council_emergency_phone_is_stored_in_e164(app: Flask) -> None:
+    result = _cli(
+        app,
+        "councils",
+        "create",
+        "--slug",
+        "york",
+        "--name",
+        "York",
+        "--emergency-phone",
+        "0800 098 8234",
+    )
+    assert result.exit_code == 0, result.output
+    council = db.session.get(Council, int(result.output.strip().splitlines()[-1]))
+    assert council is not None
+    assert council.emergency_phone == "+448000988234"
+
+
+def test_council_with_a_number_that_is_not_real_is_refused(app: Flask) -> None:
+    result = _cli(
+        app, "councils", "create", "--slug", "york", "--name", "York", "--emergency-phone", "12"
+    )
+    assert result.exit_code != 0
+    assert "real phone number" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Council)) == 0
+
+
 def test_jobs_run_and_list(app: Flask) -> None:
     result = _cli(app, "jobs", "run", "deliver_outbox")
     assert result.exit_code == 0, result.output

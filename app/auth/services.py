@@ -16,6 +16,7 @@ from app import audit, outbox
 from app.errors import DomainError
 from app.extensions import db
 from app.models import ApiToken, Council, Role, User, UserRole
+from app.phone_numbers import normalise_uk_phone
 
 
 class AuthError(DomainError):
@@ -47,6 +48,10 @@ def check_password_strength(password: str) -> None:
 
 
 def create_council(*, slug: str, name: str, emergency_phone: str | None = None) -> Council:
+    """Create a tenant. The emergency number is stored in E.164, because incoming calls
+    are matched on Twilio's `To`, which is E.164; a number that is not real is refused."""
+    if emergency_phone:
+        emergency_phone = normalise_uk_phone(emergency_phone, field="emergency_phone")
     existing = db.session.scalar(select(Council).where(Council.slug == slug))
     if existing is not None:
         raise DomainError(
