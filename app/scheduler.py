@@ -8,8 +8,8 @@ Only one scheduler may run jobs: on PostgreSQL it must hold a session advisory l
 from __future__ import annotations
 
 import logging
+import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.clock import utcnow
 
@@ -107,55 +108,152 @@ class Leadership:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.connection: Any = None
+        self.backend_pid: int | None = None
+
+    def _postgresql(self) -> bool:
+        from app.extensions import db
+
+        return bool(db.engine.dialect.name == "postgresql")
 
     def acquire(self) -> bool:
         from app.extensions import db
 
         with self.app.app_context():
-            if db.engine.dialect.name != "postgresql":
+            if not self._postgresql():
                 return True
-            if self.connection is None:
-                self.connection = db.engine.connect()
-            got = self.connection.execute(
-                text("SELECT pg_try_advisory_lock(:id)"), {"id": LEADER_LOCK_ID}
-            ).scalar()
-            self.connection.commit()
+            try:
+                if self.connection is None:
+                    self.connection = db.engine.connect()
+                    self.backend_pid = self.connection.execute(
+                        text("SELECT pg_backend_pid()")
+                    ).scalar()
+                got = self.connection.execute(
+                    text("SELECT pg_try_advisory_lock(:id)"), {"id": LEADER_LOCK_ID}
+                ).scalar()
+                self.connection.commit()
+            except DBAPIError:
+                log.warning("could not reach the database to take the scheduler lock")
+                self._drop(broken=True)
+                return False
             return bool(got)
 
+    def holds(self) -> bool:
+        """Is this still the leader? Asked on the lock's own connection: when that
+        connection dies (a restart, a network cut, pg_terminate_backend) the lock goes
+        with it, and another scheduler may already have taken over."""
+        with self.app.app_context():
+            if not self._postgresql():
+                return True
+            if self.connection is None:
+                return False
+            try:
+                held = self.connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND classid::bigint = 0 AND objid::bigint = :id AND objsubid = 1 "
+                        "AND pid = pg_backend_pid() AND granted"
+                    ),
+                    {"id": LEADER_LOCK_ID},
+                ).scalar()
+                self.connection.commit()
+            except DBAPIError:
+                self._drop(broken=True)
+                return False
+            return bool(held)
+
     def release(self) -> None:
-        if self.connection is not None:
+        if self.connection is None:
+            return
+        try:
             self.connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": LEADER_LOCK_ID})
             self.connection.commit()
+        except DBAPIError:
+            self._drop(broken=True)
+        else:
+            self._drop(broken=False)
+
+    def _drop(self, *, broken: bool) -> None:
+        if self.connection is not None:
+            if broken:
+                self.connection.invalidate()  # never hand a dead connection back to the pool
             self.connection.close()
-            self.connection = None
+        self.connection = None
+        self.backend_pid = None
 
 
-def run_forever(app: Flask, *, poll_seconds: float = 10.0) -> None:
-    """`flask scheduler run`: wait to become leader, then run jobs until stopped."""
-    leadership = Leadership(app)
-    while not leadership.acquire():
-        log.info("another scheduler leads; waiting")
-        time.sleep(poll_seconds)
-    log.info("this scheduler leads; starting %d jobs", len(JOBS))
-    scheduler = build_scheduler(app, blocking=True)
-    try:
+class LeaderLoop:
+    """Wait to lead, run the jobs while leading, and stop running them as soon as the
+    lock is lost: leadership is checked again every `check_seconds`, so two schedulers
+    never both run jobs for longer than that."""
+
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        poll_seconds: float = 10.0,
+        check_seconds: float = 10.0,
+        make_scheduler: Callable[[], Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.poll_seconds = poll_seconds
+        self.check_seconds = check_seconds
+        self.make_scheduler = make_scheduler or (lambda: build_scheduler(app, blocking=False))
+        self.leadership = Leadership(app)
+        self.leading = threading.Event()
+        self.stepped_down = threading.Event()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.leadership.acquire():
+                    self._lead()
+                else:
+                    log.info("another scheduler leads; waiting")
+                if not self._stop.is_set():
+                    self._stop.wait(self.poll_seconds)
+        finally:
+            self.leadership.release()
+
+    def _lead(self) -> None:
+        scheduler = self.make_scheduler()
         scheduler.start()
-    finally:
-        leadership.release()
+        self.stepped_down.clear()
+        self.leading.set()
+        log.info("this scheduler leads; running %d jobs", len(JOBS))
+        lost = False
+        try:
+            while not self._stop.wait(self.check_seconds):
+                if not self.leadership.holds():
+                    lost = True
+                    log.error("lost the scheduler lock (its connection is gone); stopping jobs")
+                    break
+        finally:
+            scheduler.shutdown(wait=False)
+            self.leading.clear()
+            self.leadership.release()
+            if lost:
+                self.stepped_down.set()
+
+
+def run_forever(app: Flask, *, poll_seconds: float = 10.0, check_seconds: float = 10.0) -> None:
+    """`flask scheduler run`: wait to become leader, then run jobs until stopped
+    (Ctrl+C or SIGTERM); step down and wait again if leadership is lost."""
+    loop = LeaderLoop(app, poll_seconds=poll_seconds, check_seconds=check_seconds)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        loop.stop()
 
 
 def start_embedded(app: Flask) -> threading.Thread:
     """`make run`: the scheduler in a thread of the single development process."""
-
-    def target() -> None:
-        leadership = Leadership(app)
-        if not leadership.acquire():
-            log.warning("another scheduler leads; the embedded one will not run jobs")
-            return
-        scheduler = build_scheduler(app, blocking=False)
-        scheduler.start()
-
-    thread = threading.Thread(target=target, name="scheduler", daemon=True)
+    thread = threading.Thread(target=LeaderLoop(app).run, name="scheduler", daemon=True)
     thread.start()
     return thread
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.extensions import db
 from app.models import Base, Council, Role, User
-from app.scheduler import JOBS, Leadership, build_scheduler
+from app.scheduler import JOBS, LeaderLoop, Leadership, build_scheduler
 
 
 def _cli(app: Flask, *args: str):  # type: ignore[no-untyped-def]
@@ -187,3 +190,57 @@ def test_only_one_scheduler_leads_on_postgresql(app: Flask, postgres_only: None)
     finally:
         first.release()
         second.release()
+
+
+def _start_loop(app: Flask, schedulers: list[Any]) -> tuple[LeaderLoop, threading.Thread]:
+    """A leader loop whose scheduler has no jobs, checking its lock every 50 ms and
+    waiting a minute before trying to lead again (so only the test takes the lock)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    def make() -> BackgroundScheduler:
+        schedulers.append(BackgroundScheduler(timezone="UTC"))
+        return schedulers[-1]
+
+    loop = LeaderLoop(app, poll_seconds=60, check_seconds=0.05, make_scheduler=make)
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    return loop, thread
+
+
+def test_the_leader_loop_runs_the_scheduler_until_stopped(app: Flask) -> None:
+    schedulers: list[Any] = []
+    loop, thread = _start_loop(app, schedulers)
+    try:
+        assert loop.leading.wait(10)
+        assert schedulers[0].running
+    finally:
+        loop.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert not schedulers[0].running
+    assert not loop.leading.is_set()
+
+
+def test_a_leader_whose_lock_connection_dies_steps_down(app: Flask, postgres_only: None) -> None:
+    schedulers: list[Any] = []
+    loop, thread = _start_loop(app, schedulers)
+    other = Leadership(app)
+    try:
+        assert loop.leading.wait(10)
+        assert other.acquire() is False  # the loop leads
+        with db.engine.connect() as conn:
+            killed = conn.execute(
+                text("SELECT pg_terminate_backend(:pid)"), {"pid": loop.leadership.backend_pid}
+            ).scalar()
+            conn.commit()
+        assert killed is True
+        assert loop.stepped_down.wait(10)
+        assert not loop.leading.is_set()
+        assert not schedulers[0].running  # no more jobs from this one
+        assert other.acquire() is True  # another scheduler can take over
+    finally:
+        loop.stop()
+        thread.join(10)
+        other.release()
+    assert not thread.is_alive()
+    assert len(schedulers) == 1  # it did not lead again while the other one did
