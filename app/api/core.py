@@ -44,6 +44,14 @@ def error_response(
     return response
 
 
+def domain_error_response(exc: DomainError) -> Response:
+    """api.md's error body for a refused request, with Retry-After when it has one."""
+    headers = {}
+    if getattr(exc, "retry_after", None):
+        headers["Retry-After"] = str(exc.retry_after)  # type: ignore[attr-defined]
+    return error_response(exc.status, exc.code, exc.message, exc.fields, headers)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -173,10 +181,7 @@ class ApiBlueprint(Blueprint):
                     )
                 except DomainError as exc:
                     db.session.rollback()
-                    headers = {}
-                    if getattr(exc, "retry_after", None):
-                        headers["Retry-After"] = str(exc.retry_after)  # type: ignore[attr-defined]
-                    return error_response(exc.status, exc.code, exc.message, exc.fields, headers)
+                    return domain_error_response(exc)
 
             if allowed is None:
                 wrapped.is_public = True  # type: ignore[attr-defined]

@@ -1,9 +1,18 @@
 """`Idempotency-Key` support: the first response to a key is stored and replayed.
 
+`ApiBlueprint.operation(idempotent=True)` is the one way to use it.
+
 The key is claimed by a row written in the same transaction as the work, so two
 concurrent requests with one key cannot both do the work (the second waits on the unique
 key, then gets 409 or the replay), and a process that dies before its work is committed
 leaves no claim behind: the client's retry with the same key simply runs again.
+
+When the work itself refuses the request (409 `slot_taken`, 402 `insufficient_budget`,
+422 `too_short`...), its changes are rolled back and the refusal is stored in a small
+transaction of its own, so a repeat gets the same answer even if the slot has come free
+since (as api.md says: the first response, and nothing changes). Never stored: 401 and
+403 (who is asking, and what they may do, can change), 429 (try again later) and 5xx
+(our failure: the retry should run the work).
 """
 
 from __future__ import annotations
@@ -11,20 +20,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from flask import Response, request
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from app.api.core import domain_error_response
 from app.errors import DomainError
 from app.extensions import db
 from app.models import IdempotencyRecord, User
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 MAX_KEY_LENGTH = 255
+
+NEVER_REPLAYED = frozenset({401, 403, 408, 429})
+
+
+def replayable(status: int) -> bool:
+    """Whether a response with `status` is kept for repeats of its key."""
+    return status < 500 and status not in NEVER_REPLAYED
 
 
 def _request_fingerprint() -> str:
@@ -77,11 +91,19 @@ def run_idempotent(user: User, call: Callable[[], Response]) -> Response:
             record_id = record.id
             try:
                 response = call()
+            except DomainError as exc:
+                db.session.rollback()  # the work's changes, and the claim with them
+                if not replayable(exc.status):
+                    _forget(record_id)  # in case the work committed before it failed
+                    raise
+                response = domain_error_response(exc)
+                _store(claim, record_id, response)
+                return response
             except Exception:
                 db.session.rollback()
                 _forget(record_id)  # in case the work committed before it failed
                 raise
-            if response.status_code >= 500:
+            if not replayable(response.status_code):
                 db.session.rollback()
                 _forget(record_id)
                 return response
@@ -131,18 +153,3 @@ def _store(claim: dict[str, Any], record_id: int, response: Response) -> None:
 def _forget(record_id: int) -> None:
     db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
     db.session.commit()
-
-
-def idempotent(user_getter: Callable[[], User]) -> Callable[[F], F]:
-    """Decorator form for views outside `ApiBlueprint.operation`."""
-
-    def decorator(view: F) -> F:
-        @wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Response:
-            from app.api.core import _render
-
-            return run_idempotent(user_getter(), lambda: _render(view(*args, **kwargs), 200))
-
-        return cast(F, wrapped)
-
-    return decorator
