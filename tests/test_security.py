@@ -12,18 +12,59 @@ from app.models import Role
 from tests.factories import PASSWORD, make_user
 
 
-def test_security_headers_on_every_page(client) -> None:  # type: ignore[no-untyped-def]
-    response = client.get("/")
+def _assert_security_headers(response) -> None:  # type: ignore[no-untyped-def]
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp
     assert "frame-ancestors 'none'" in csp
     assert "script-src 'self' 'nonce-" in csp
     assert "unsafe-inline" not in csp
-    nonce = csp.split("'nonce-")[1].split("'")[0]
-    assert f'nonce="{nonce}"' in response.get_data(as_text=True)
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_security_headers_on_a_page_with_its_nonce(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/")
+    _assert_security_headers(response)
+    csp = response.headers["Content-Security-Policy"]
+    nonce = csp.split("'nonce-")[1].split("'")[0]
+    assert f'nonce="{nonce}"' in response.get_data(as_text=True)
+    other = client.get("/").headers["Content-Security-Policy"]
+    assert other.split("'nonce-")[1].split("'")[0] != nonce  # a new nonce per response
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/auth/sign-in", 200),
+        ("GET", "/no-such-page", 404),
+        ("GET", "/dashboard", 302),  # signed out: a redirect to sign in
+        ("GET", "/api/v1/openapi.json", 200),
+        ("GET", "/api/v1/me", 401),
+        ("POST", "/api/v1/tokens", 400),
+        ("GET", "/assets/manifest.json", 200),
+        ("POST", "/auth/sign-in", 200),  # a form with errors
+    ],
+)
+def test_security_headers_on_every_kind_of_response(
+    client, method: str, path: str, status: int
+) -> None:  # type: ignore[no-untyped-def]
+    with client.open(path, method=method) as response:  # a file response must be closed
+        assert response.status_code == status
+        _assert_security_headers(response)
+
+
+def test_security_headers_on_a_signed_in_page_and_a_forbidden_one(client) -> None:  # type: ignore[no-untyped-def]
+    from tests.helpers import sign_in
+
+    sign_in(client, make_user(Role.CARER))
+    page = client.get("/dashboard")
+    assert page.status_code == 200
+    _assert_security_headers(page)
+    assert page.headers["Cache-Control"] == "no-store"
+    forbidden = client.get("/staff/outbox")
+    assert forbidden.status_code == 403
+    _assert_security_headers(forbidden)
 
 
 def test_api_responses_are_not_cached(client) -> None:  # type: ignore[no-untyped-def]

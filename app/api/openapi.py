@@ -101,6 +101,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
+                    "description": (
+                        "A repeat with the same key and body gets the first response again "
+                        "(a refusal such as 409 or 402 too, but never 401, 403, 429 or 5xx) "
+                        "and changes nothing."
+                    ),
                     "schema": {"type": "string", "maxLength": 255},
                 }
             )
