@@ -91,3 +91,26 @@ class ContactCheck(Base):
     flagged_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_phone_contact_checks_open", "replied_at", "reply_due_at"),)
+
+
+class MissedCall(Base):
+    """A caller to the line whose plan was not found (no PIN, or a PIN that did not work)
+    and whom no operator answered. Operators see these on the missed-calls page and call
+    back when there is a number; nothing else would ever tell staff about them."""
+
+    __tablename__ = "phone_missed_calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The council whose line was dialled, when Twilio's `To` tells us.
+    council_id: Mapped[int | None] = mapped_column(ForeignKey("councils.id"))
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    caller_number: Mapped[str | None] = mapped_column(String(32))  # None: withheld
+    line_number: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(64))
+    called_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dealt_with_at: Mapped[datetime | None]
+    dealt_with_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    __table_args__ = (
+        Index("ix_phone_missed_calls_open", "council_id", "dealt_with_at", "called_at"),
+    )
