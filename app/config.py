@@ -120,6 +120,5 @@ def load_config(instance_path: str, environ: dict[str, str] | None = None) -> di
         "LOGIN_LOCK_MINUTES": int(env.get("LOGIN_LOCK_MINUTES", "15")),
         "OUTBOX_MAX_ATTEMPTS": int(env.get("OUTBOX_MAX_ATTEMPTS", "8")),
         "OUTBOX_BASE_DELAY_SECONDS": int(env.get("OUTBOX_BASE_DELAY_SECONDS", "30")),
-        "SCHEDULER_EMBEDDED": _flag(env.get("SCHEDULER_EMBEDDED"), False),
         "PROXY_FIX_HOPS": int(env.get("PROXY_FIX_HOPS", "1" if production else "0")),
     }
