@@ -29,7 +29,10 @@ def _parse_wall_or_offset(value: str) -> datetime:
         raise ValueError("Give a date and time like 2027-03-28T09:00:00+01:00") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=LONDON)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # the first or last moments of year 1 or 9999
+        raise ValueError("Give a date and time between the years 1000 and 9998") from exc
 
 
 class ProfileIn(ApiModel):
@@ -50,6 +53,17 @@ class ProfileIn(ApiModel):
     buffer_minutes: int | None = Field(default=None, ge=0, le=240)
     favourites_instant_book: bool | None = None
     response_deadline_hours: int | None = Field(default=None, ge=1, le=72)
+    phone: str | None = Field(default=None, max_length=30)
+
+
+RULE_FIELDS = (
+    "min_notice_minutes",
+    "min_session_minutes",
+    "max_hours_per_week",
+    "buffer_minutes",
+    "favourites_instant_book",
+    "response_deadline_hours",
+)
 
 
 class ProfileOut(BaseModel):
@@ -73,6 +87,7 @@ class ProfileOut(BaseModel):
     response_deadline_hours: int
     status: str
     reapproval_due: date | None
+    phone: str | None
 
 
 def profile_out(profile: WorkerProfile) -> ProfileOut:
@@ -97,6 +112,7 @@ def profile_out(profile: WorkerProfile) -> ProfileOut:
         response_deadline_hours=profile.response_deadline_hours,
         status=profile.status.value,
         reapproval_due=profile.reapproval_due,
+        phone=profile.user.phone,
     )
 
 
@@ -107,10 +123,16 @@ def profile_out(profile: WorkerProfile) -> ProfileOut:
     roles=SELF_OR_PROVIDER,
     body=ProfileIn,
     response=ProfileOut,
-    errors=[(403, "forbidden"), (404, "not_found"), (422, "unknown_postcode")],
+    errors=[
+        (403, "forbidden"),
+        (404, "not_found"),
+        (422, "unknown_postcode"),
+        (422, "invalid_request"),
+    ],
 )
 def put_profile(user: User, body: ProfileIn, worker_id: int) -> ProfileOut:
-    now = utcnow()
+    """All or nothing: the profile and any booking rules sent are checked together and
+    saved together, so a 422 changes nothing."""
     profile = worker_services.update_profile(
         user,
         worker_id,
@@ -126,25 +148,13 @@ def put_profile(user: User, body: ProfileIn, worker_id: int) -> ProfileOut:
             evening_premium_percent=body.evening_premium_percent,
             weekend_premium_percent=body.weekend_premium_percent,
             bank_holiday_premium_percent=body.bank_holiday_premium_percent,
+            phone=body.phone,
         ),
-        now=now,
+        now=utcnow(),
+        rule_changes={
+            name: getattr(body, name) for name in RULE_FIELDS if getattr(body, name) is not None
+        },
     )
-    rule_fields = (
-        "min_notice_minutes",
-        "min_session_minutes",
-        "max_hours_per_week",
-        "buffer_minutes",
-        "favourites_instant_book",
-        "response_deadline_hours",
-    )
-    if any(getattr(body, name) is not None for name in rule_fields):
-        values: dict[str, Any] = {
-            name: getattr(body, name) if getattr(body, name) is not None else getattr(profile, name)
-            for name in rule_fields
-        }
-        profile = worker_services.update_rules(
-            user, worker_id, worker_services.BookingRules(**values), now=now
-        )
     return profile_out(profile)
 
 
@@ -228,6 +238,14 @@ class WeeklyIn(ApiModel):
             return value.strip() + ":00"
         return value
 
+    @field_validator("end", mode="before")
+    @classmethod
+    def _midnight(cls, value: Any) -> Any:
+        """An end of 24:00 (or 00:00) is midnight at the end of the day."""
+        if isinstance(value, str) and value.strip() in {"24:00", "24:00:00", "00:00", "00:00:00"}:
+            return availability.END_OF_DAY
+        return value
+
 
 class ExceptionIn(ApiModel):
     starts_at: str
@@ -243,7 +261,7 @@ class ExceptionIn(ApiModel):
 
 
 class AvailabilityIn(ApiModel):
-    weekly: list[WeeklyIn] = Field(default_factory=list, max_length=50)
+    weekly: list[WeeklyIn] = Field(default_factory=list, max_length=availability.MAX_WEEKLY_SLOTS)
     exceptions: list[ExceptionIn] = Field(default_factory=list, max_length=200)
 
 
@@ -293,7 +311,7 @@ def put_availability(user: User, body: AvailabilityIn, worker_id: int) -> Availa
             WeeklyOut(
                 weekday=r.weekday,
                 start=r.start_time.strftime("%H:%M"),
-                end=r.end_time.strftime("%H:%M"),
+                end=availability.format_end(r.end_time),
             )
             for r in availability.load_rules(profile)
         ],
@@ -320,7 +338,10 @@ class SearchQuery(ApiModel):
     @field_validator("starts_at", "ends_at")
     @classmethod
     def _moment(cls, value: str) -> str:
-        parse_iso(value)
+        try:
+            parse_iso(value)
+        except OverflowError as exc:  # the first or last moments of year 1 or 9999
+            raise ValueError("Give a date and time between the years 1000 and 9998") from exc
         return value
 
 
@@ -348,7 +369,14 @@ class SearchOut(BaseModel):
     roles=[Role.CARER],
     query=SearchQuery,
     response=SearchOut,
-    errors=[(422, "validation_failed"), (422, "invalid_postcode"), (422, "unknown_postcode")],
+    errors=[
+        (422, "validation_failed"),
+        (422, "invalid_postcode"),
+        (422, "unknown_postcode"),
+        (422, "too_late"),
+        (422, "too_far_ahead"),
+        (422, "not_quarter_hour"),
+    ],
 )
 def search_workers(user: User, query: SearchQuery) -> SearchOut:
     results = search.search_workers(

@@ -3,6 +3,7 @@ carers' search (GOV.UK widgets)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -44,7 +45,7 @@ from wtforms.validators import (
 )
 
 from booking.models.workers import CheckKind
-from booking.services.availability import WEEKDAYS
+from booking.services.availability import MAX_WEEKLY_SLOTS, WEEKDAYS
 from booking.services.vetting import CHECK_NAMES
 from booking.services.workers import GENDERS, MAX_TRAVEL_RADIUS_KM, SKILLS
 
@@ -57,7 +58,8 @@ class GovDateField(DateField):
 
     def process(self, formdata: Any, data: Any = None, extra_filters: Any = None) -> None:
         super().process(formdata, data, extra_filters)
-        if self.raw_data is not None and len(self.raw_data) != 3:
+        raw: list[Any] | None = getattr(self, "raw_data", None)
+        if raw is not None and len(raw) != 3:
             self.raw_data = None
 
 
@@ -150,6 +152,12 @@ class ProfileForm(FlaskForm):
         widget=GovRadioInput(),
         validators=[DataRequired("Choose a gender, or 'Prefer not to say'")],
     )
+    phone = StringField(
+        "Mobile phone number (optional)",
+        description="We text you about booking requests. Carers never see it",
+        widget=GovTextInput(),
+        validators=[Optional(), Length(max=20, message="Enter a phone number, like 07911 123 456")],
+    )
     postcode = StringField(
         "Home postcode",
         widget=GovTextInput(),
@@ -225,38 +233,109 @@ class RulesForm(FlaskForm):
     submit = SubmitField("Save rules", widget=GovSubmitInput())
 
 
-def _time_field(label: str) -> StringField:
-    return StringField(
-        label,
-        widget=GovTextInput(),
-        validators=[Optional(), Regexp(TIME_PATTERN, message=TIME_MESSAGE)],
-    )
+# The page shows every stored time plus one empty row to add another; never fewer rows
+# than the API may have stored, so saving the page never drops a time.
+MAX_SLOTS_PER_DAY = MAX_WEEKLY_SLOTS
+# An end time may also be 24:00 (or 00:00), meaning midnight at the end of the day.
+END_PATTERN = r"^\s*(([01]?\d|2[0-3])[:.]?([0-5]\d)|24[:.]?00)\s*$"
+
+
+def slot_field_name(weekday: int, row: int, part: str) -> str:
+    """day0_start, day0_end for Monday's first time; day0_start_2, day0_end_2 for its second."""
+    return f"day{weekday}_{part}" if row == 0 else f"day{weekday}_{part}_{row + 1}"
 
 
 class WeeklyForm(FlaskForm):
-    """Start and end per weekday; leave both empty for a day off."""
+    """Times per weekday, several a day (09:00 to 12:00 and 14:00 to 18:00). A row left
+    empty is no time; make the class with `weekly_form_class` for the rows to show."""
 
     submit = SubmitField("Save my week", widget=GovSubmitInput())
+    rows: tuple[int, ...] = (1,) * 7
 
-    def day_fields(self) -> list[tuple[str, Any, Any]]:
+    def day_rows(self) -> list[tuple[str, list[tuple[Any, Any]]]]:
+        """Each weekday's name and its (start, end) field pairs, for the template."""
         return [
-            (WEEKDAYS[d], getattr(self, f"day{d}_start"), getattr(self, f"day{d}_end"))
+            (
+                WEEKDAYS[d],
+                [
+                    (
+                        getattr(self, slot_field_name(d, i, "start")),
+                        getattr(self, slot_field_name(d, i, "end")),
+                    )
+                    for i in range(self.rows[d])
+                ],
+            )
             for d in range(7)
         ]
 
+    def filled(self) -> list[tuple[int, int, str, str]]:
+        """(weekday, row, start text, end text) of every row with both times given."""
+        found = []
+        for d, (_name, pairs) in enumerate(self.day_rows()):
+            for i, (start, end) in enumerate(pairs):
+                if (start.data or "").strip() and (end.data or "").strip():
+                    found.append((d, i, start.data, end.data))
+        return found
+
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
-        for _name, start, end in self.day_fields():
-            if bool(start.data and start.data.strip()) != bool(end.data and end.data.strip()):
-                target = end if start.data else start
-                target.errors = [*target.errors, "Enter both a start and an end time, or neither"]
-                ok = False
+        for name, pairs in self.day_rows():
+            for start, end in pairs:
+                has_start = bool((start.data or "").strip())
+                if has_start != bool((end.data or "").strip()):
+                    target = end if has_start else start
+                    target.errors = [
+                        *target.errors,
+                        f"Enter both a start and an end time on {name}, or neither",
+                    ]
+                    ok = False
         return ok
 
 
-for _day in range(7):
-    setattr(WeeklyForm, f"day{_day}_start", _time_field(f"{WEEKDAYS[_day]}: start"))
-    setattr(WeeklyForm, f"day{_day}_end", _time_field(f"{WEEKDAYS[_day]}: end"))
+def weekly_form_class(rows: Sequence[int]) -> type[WeeklyForm]:
+    """A WeeklyForm with `rows[d]` time rows for weekday d (at least one each)."""
+    counts = tuple(max(1, min(n, MAX_SLOTS_PER_DAY)) for n in rows)
+    attrs: dict[str, Any] = {"rows": counts}
+    for d in range(7):
+        day = WEEKDAYS[d]
+        for i in range(counts[d]):
+            which = "" if i == 0 else f" (time {i + 1})"
+            attrs[slot_field_name(d, i, "start")] = StringField(
+                f"{day}{which}: from",
+                widget=GovTextInput(),
+                validators=[
+                    Optional(),
+                    Regexp(
+                        TIME_PATTERN,
+                        message=f"Enter {day}'s start time in 24-hour format, like 09:30",
+                    ),
+                ],
+            )
+            attrs[slot_field_name(d, i, "end")] = StringField(
+                f"{day}{which}: to",
+                widget=GovTextInput(),
+                validators=[
+                    Optional(),
+                    Regexp(
+                        END_PATTERN,
+                        message=f"Enter {day}'s end time in 24-hour format, like 17:00 (24:00 is midnight)",
+                    ),
+                ],
+            )
+    return type("SizedWeeklyForm", (WeeklyForm,), attrs)
+
+
+def rows_posted(formdata: Mapping[str, Any]) -> list[int]:
+    """How many time rows per weekday a posted week form had."""
+    rows = [1] * 7
+    for d in range(7):
+        for i in range(1, MAX_SLOTS_PER_DAY):
+            if (
+                slot_field_name(d, i, "start") in formdata
+                or slot_field_name(d, i, "end") in formdata
+            ):
+                rows[d] = i + 1
+    return rows
 
 
 class ExceptionForm(FlaskForm):

@@ -48,6 +48,19 @@ class ExceptionSlot:
 
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MAX_WEEKLY_SLOTS = 50
+# A weekly slot that runs to midnight ends at "24:00". A time of day cannot say that, so
+# it is stored as the last moment of the day (which keeps end > start in the database)
+# and expanded to midnight at the start of the next UK date.
+END_OF_DAY = time.max
+# Time off and extra time is refused once it is over, and more than two years ahead.
+EXCEPTION_HORIZON = timedelta(days=2 * 365)
+HORIZON_MESSAGE = "Choose a date within the next 2 years"
+
+
+def format_end(end: time) -> str:
+    """An end time as HH:MM, midnight at the end of the day as 24:00."""
+    return "24:00" if end == END_OF_DAY else end.strftime("%H:%M")
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
@@ -87,7 +100,12 @@ def rule_intervals_on(rules: Iterable[AvailabilityRule | WeeklySlot], day: date)
         start = rule.start_time if isinstance(rule, AvailabilityRule) else rule.start
         end = rule.end_time if isinstance(rule, AvailabilityRule) else rule.end
         if weekday == day.weekday():
-            out.append((london_wall_clock(day, start), london_wall_clock(day, end)))
+            ends_at = (
+                start_of_london_day(day + timedelta(days=1))
+                if end == END_OF_DAY
+                else london_wall_clock(day, end)
+            )
+            out.append((london_wall_clock(day, start), ends_at))
     return out
 
 
@@ -152,16 +170,31 @@ def is_available(profile: WorkerProfile, starts_at: datetime, ends_at: datetime)
     return covers(free_intervals(profile, starts_at, ends_at), starts_at, ends_at)
 
 
-def _validate(weekly: Sequence[WeeklySlot], exceptions: Sequence[ExceptionSlot]) -> None:
+def _on_quarter_hour(moment: time) -> bool:
+    return moment == END_OF_DAY or not (moment.minute % 15 or moment.second or moment.microsecond)
+
+
+def _validate(
+    weekly: Sequence[WeeklySlot],
+    exceptions: Sequence[ExceptionSlot],
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Refuse the lot if any time is wrong. With `now`, exceptions that are over or more
+    than two years ahead are refused too (an API client sending year 1 or 9999)."""
     fields: dict[str, str] = {}
+    if len(weekly) > MAX_WEEKLY_SLOTS:
+        fields["weekly"] = f"Give at most {MAX_WEEKLY_SLOTS} weekly times"
     for index, slot in enumerate(weekly):
         if not 0 <= slot.weekday <= 6:
             fields[f"weekly.{index}.weekday"] = "Weekday must be 0 (Monday) to 6 (Sunday)"
+        elif slot.start == END_OF_DAY:
+            fields[f"weekly.{index}.start"] = "A time cannot start at midnight at the end of a day"
         elif slot.end <= slot.start:
             fields[f"weekly.{index}.end"] = (
                 f"On {WEEKDAYS[slot.weekday]}, the end time must be after the start time"
             )
-        elif slot.start.minute % 15 or slot.end.minute % 15:
+        elif not (_on_quarter_hour(slot.start) and _on_quarter_hour(slot.end)):
             fields[f"weekly.{index}.start"] = "Use times on the quarter hour, like 09:15"
     by_day: dict[int, list[WeeklySlot]] = {}
     for slot in weekly:
@@ -176,9 +209,26 @@ def _validate(weekly: Sequence[WeeklySlot], exceptions: Sequence[ExceptionSlot])
     for index, item in enumerate(exceptions):
         if item.ends_at <= item.starts_at:
             fields[f"exceptions.{index}.ends_at"] = "The end must be after the start"
+        elif now is not None and item.ends_at <= now:
+            fields[f"exceptions.{index}.ends_at"] = "That time has already passed"
+        elif now is not None and item.ends_at > now + EXCEPTION_HORIZON:
+            fields[f"exceptions.{index}.starts_at"] = HORIZON_MESSAGE
     if fields:
         raise DomainError(
             "Some of the times are not right. Check them and try again.", fields=fields
+        )
+
+
+def _add_rules(profile: WorkerProfile, weekly: Sequence[WeeklySlot]) -> None:
+    db.session.execute(delete(AvailabilityRule).where(AvailabilityRule.profile_id == profile.id))
+    for slot in weekly:
+        db.session.add(
+            AvailabilityRule(
+                profile_id=profile.id,
+                weekday=slot.weekday,
+                start_time=slot.start,
+                end_time=slot.end,
+            )
         )
 
 
@@ -190,21 +240,13 @@ def replace_availability(
     actor: User,
     now: datetime,
 ) -> WorkerProfile:
-    """Swap the worker's whole weekly pattern and exception list for new ones."""
-    _validate(weekly, exceptions)
-    db.session.execute(delete(AvailabilityRule).where(AvailabilityRule.profile_id == profile.id))
+    """Swap the worker's whole weekly pattern and exception list for new ones (the API).
+    Exceptions must not be over already, nor more than two years ahead."""
+    _validate(weekly, exceptions, now=now)
+    _add_rules(profile, weekly)
     db.session.execute(
         delete(AvailabilityException).where(AvailabilityException.profile_id == profile.id)
     )
-    for slot in weekly:
-        db.session.add(
-            AvailabilityRule(
-                profile_id=profile.id,
-                weekday=slot.weekday,
-                start_time=slot.start,
-                end_time=slot.end,
-            )
-        )
     for item in exceptions:
         db.session.add(
             AvailabilityException(
@@ -221,6 +263,7 @@ def replace_availability(
         actor=actor,
         council_id=profile.council_id,
         subject=profile,
+        on_behalf_of=profile.user if actor.id != profile.user_id else None,
         details={"weekly": len(weekly), "exceptions": len(exceptions)},
     )
     db.session.commit()
@@ -230,20 +273,34 @@ def replace_availability(
 def set_weekly(
     profile: WorkerProfile, *, weekly: Sequence[WeeklySlot], actor: User, now: datetime
 ) -> WorkerProfile:
-    """Replace only the weekly pattern, keeping the exceptions (the phone page's form)."""
-    kept = [ExceptionSlot(e.starts_at, e.ends_at, e.kind, e.note) for e in load_exceptions(profile)]
-    return replace_availability(profile, weekly=weekly, exceptions=kept, actor=actor, now=now)
+    """Replace only the weekly pattern (the phone page's form), leaving time off and
+    extra time as they are. The page sends every time of every day, several a day."""
+    _validate(weekly, [])
+    _add_rules(profile, weekly)
+    profile.updated_at = now
+    audit.record(
+        "worker.availability_replaced",
+        actor=actor,
+        council_id=profile.council_id,
+        subject=profile,
+        on_behalf_of=profile.user if actor.id != profile.user_id else None,
+        details={"weekly": len(weekly)},
+    )
+    db.session.commit()
+    return profile
 
 
 def add_exception(
     profile: WorkerProfile, item: ExceptionSlot, *, actor: User, now: datetime
 ) -> AvailabilityException:
-    """Add one piece of time off or extra time."""
+    """Add one piece of time off or extra time (not over already, at most 2 years ahead)."""
     _validate([], [item])
     if item.ends_at <= now:
         raise DomainError(
             "That time has already passed.", fields={"day": "Choose a date in the future"}
         )
+    if item.ends_at > now + EXCEPTION_HORIZON:
+        raise DomainError(HORIZON_MESSAGE + ".", fields={"day": HORIZON_MESSAGE})
     row = AvailabilityException(
         profile_id=profile.id,
         starts_at=item.starts_at,
@@ -258,6 +315,7 @@ def add_exception(
         actor=actor,
         council_id=profile.council_id,
         subject=profile,
+        on_behalf_of=profile.user if actor.id != profile.user_id else None,
         details={"exception_id": row.id, "kind": item.kind.value},
     )
     db.session.commit()
@@ -276,6 +334,7 @@ def remove_exception(
         actor=actor,
         council_id=profile.council_id,
         subject=profile,
+        on_behalf_of=profile.user if actor.id != profile.user_id else None,
         details={"exception_id": exception_id},
     )
     db.session.commit()

@@ -97,6 +97,21 @@ def validate_window(starts_at: datetime, ends_at: datetime) -> None:
         raise SearchError("The date and time need changing.", fields=fields)
 
 
+def _check_bookable_window(starts_at: datetime, ends_at: datetime, *, now: datetime) -> None:
+    """The booking's own rules for any slot (notice, how far ahead, length, steps): the
+    same function the booking runs, so the two can never disagree."""
+    from booking.services import bookings  # bookings imports this module
+
+    bookings.check_times(starts_at, ends_at, now=now, profile=None)
+
+
+def too_far_ahead_message() -> str:
+    """What to say about a date beyond the booking limit (one too far to even work out)."""
+    from booking.services import bookings  # bookings imports this module
+
+    return f"Choose a date within the next {bookings.MAX_AHEAD.days} days"
+
+
 def rule_problem(
     profile: WorkerProfile,
     data: _WorkerData,
@@ -191,12 +206,17 @@ def search_workers(
     now: datetime,
 ) -> list[SearchResult]:
     """Approved, in-date workers near the postcode who are free for the whole slot under
-    their own rules, with the price of the slot; favourites first, then nearest."""
+    their own rules, with the price of the slot; favourites first, then nearest.
+
+    A slot no booking could take is refused with the booking's own error (too_late inside
+    the platform's minimum notice, too_far_ahead beyond its limit), so search never lists
+    a worker the booking would then turn down."""
     validate_window(starts_at, ends_at)
     if starts_at <= now:
         raise SearchError(
             "Choose a time in the future.", fields={"starts_at": "Choose a time in the future"}
         )
+    _check_bookable_window(starts_at, ends_at, now=now)
     place = postcodes.locate(postcode)
     skills = sorted({s.strip().lower() for s in skills if s.strip()})
     languages = sorted({x.strip().lower() for x in languages if x.strip()})

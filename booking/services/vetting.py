@@ -28,7 +28,7 @@ from booking.models.workers import (
     WorkerCheck,
     WorkerProfile,
 )
-from booking.services.workers import editable_profile, profile_of
+from booking.services.workers import editable_profile, organisation_of, profile_of
 
 APPROVAL_YEARS = 2
 WARN_DAYS = 30
@@ -136,6 +136,23 @@ def is_bookable_with(profile: WorkerProfile, checks: Sequence[WorkerCheck], at: 
 def is_bookable(profile: WorkerProfile, at: datetime) -> bool:
     """Approved, approval not run out, and every required check in date at `at`."""
     return is_bookable_with(profile, checks_of(profile), at)
+
+
+def may_see_photo(viewer: User, profile: WorkerProfile, *, now: datetime) -> bool:
+    """Whose photo a person may see: their own, their organisation's workers' (provider
+    admins) and any in their council (officers). Everyone else, carers above all, sees
+    only workers who can be booked now, as nowhere a carer looks shows any others."""
+    if viewer.id == profile.user_id:
+        return True
+    if viewer.council_id != profile.council_id:
+        return False
+    if viewer.has_role(Role.COUNCIL_OFFICER):
+        return True
+    if viewer.has_role(Role.PROVIDER_ADMIN):
+        organisation = organisation_of(viewer)
+        if organisation is not None and profile.organisation_id == organisation.id:
+            return True
+    return is_bookable(profile, now)
 
 
 # ----------------------------------------------------------------- recording checks
@@ -333,6 +350,25 @@ def vetting_queue(officer: User) -> list[WorkerProfile]:
     return sorted(profiles, key=lambda p: (order[p.status], p.display_name.lower(), p.id))
 
 
+def vetting_queue_rows(officer: User, *, today: date) -> list[tuple[WorkerProfile, dict[str, str]]]:
+    """The queue with what each worker is missing on `today`; every worker's checks come
+    in one query, so the page costs the same however many workers there are."""
+    profiles = vetting_queue(officer)
+    by_profile = _checks_by_profile([p.id for p in profiles])
+    return [(p, missing_checks(by_profile.get(p.id, []), today)) for p in profiles]
+
+
+def _checks_by_profile(profile_ids: Sequence[int]) -> dict[int, list[WorkerCheck]]:
+    by_profile: dict[int, list[WorkerCheck]] = {}
+    if not profile_ids:
+        return by_profile
+    for check in db.session.scalars(
+        select(WorkerCheck).where(WorkerCheck.profile_id.in_(profile_ids))
+    ):
+        by_profile.setdefault(check.profile_id, []).append(check)
+    return by_profile
+
+
 def _notify(profile: WorkerProfile, text: str, *, dedupe_key: str | None = None) -> bool:
     """SMS (if we have a number) and e-mail; False when `dedupe_key` was already sent."""
     user = profile.user
@@ -366,12 +402,7 @@ def run_vetting_expiry(*, now: datetime) -> dict[str, int]:
     profiles = db.session.scalars(
         select(WorkerProfile).where(WorkerProfile.status == VettingStatus.APPROVED)
     ).all()
-    all_checks = db.session.scalars(
-        select(WorkerCheck).where(WorkerCheck.profile_id.in_([p.id for p in profiles]))
-    ).all()
-    by_profile: dict[int, list[WorkerCheck]] = {}
-    for check in all_checks:
-        by_profile.setdefault(check.profile_id, []).append(check)
+    by_profile = _checks_by_profile([p.id for p in profiles])
     for profile in profiles:
         checks = by_profile.get(profile.id, [])
         missing = missing_checks(checks, today)

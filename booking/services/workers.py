@@ -8,9 +8,11 @@ workers of their one organisation and may edit profiles for them. Everyone else 
 
 from __future__ import annotations
 
+import io
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -20,6 +22,7 @@ from app.auth.services import create_user
 from app.errors import DomainError, Forbidden, NotFound
 from app.extensions import db
 from app.models import Council, Role, User
+from app.phone_numbers import normalise_uk_phone
 from booking.models.workers import (
     Favourite,
     ProviderAdmin,
@@ -30,6 +33,11 @@ from booking.models.workers import (
     WorkerSkill,
 )
 from booking.services import postcodes
+
+try:  # Pillow comes with reportlab; without it, photos are checked by signature and size
+    from PIL import Image
+except ImportError:  # pragma: no cover
+    Image = None  # type: ignore[assignment]
 
 
 class WorkerError(DomainError):
@@ -67,7 +75,10 @@ GENDERS: dict[str, str] = {
 }
 MAX_TRAVEL_RADIUS_KM = 80  # also the search prefilter's box size
 MAX_PHOTO_BYTES = 2 * 1024 * 1024
+MAX_PHOTO_PIXELS = 25_000_000  # 5,000 by 5,000: more than any phone camera, and safe to decode
 PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp"}
+PHOTO_TYPE_MESSAGE = "The photo must be a JPEG, PNG or WebP picture"
+PHOTO_SIZE_MESSAGE = "The photo must be smaller than 2 MB"
 
 
 @dataclass
@@ -85,6 +96,15 @@ class ProfileDetails:
     evening_premium_percent: int | None = None
     weekend_premium_percent: int | None = None
     bank_holiday_premium_percent: int | None = None
+    phone: str | None = None  # None leaves the number as it is; "" removes it
+
+
+@dataclass(frozen=True)
+class PhotoUpload:
+    """An uploaded photo as sent: its bytes and the type the browser claimed."""
+
+    data: bytes
+    content_type: str
 
 
 @dataclass
@@ -173,7 +193,10 @@ def sign_up_worker(
     now: datetime,
     password_method: str = "scrypt",
 ) -> User:
-    """A self-employed worker joins: an account with the worker role and a pending profile."""
+    """A self-employed worker joins: an account with the worker role and a pending profile.
+
+    The phone number is stored as E.164, as booking texts are sent to it."""
+    phone = _clean_phone(phone)
     if postcode:
         postcode = postcodes.locate(postcode).postcode
     user = create_user(
@@ -237,6 +260,7 @@ def add_team_worker(
     organisation = organisation_of(admin)
     if organisation is None:
         raise WorkerError("Set up your organisation first.")
+    phone = _clean_phone(phone)
     council = db.session.get(Council, organisation.council_id)
     user = create_user(
         email=email,
@@ -277,6 +301,17 @@ def team_of(admin: User) -> list[WorkerProfile]:
 # ----------------------------------------------------------------- profile and rules
 
 
+def _clean_phone(phone: str | None) -> str | None:
+    """A UK number as E.164 (None when not given); WorkerError for one that is not real."""
+    text = (phone or "").strip()
+    if not text:
+        return None
+    try:
+        return normalise_uk_phone(text)
+    except DomainError as exc:
+        raise WorkerError(exc.message, fields=exc.fields) from exc
+
+
 def _clean_list(values: Sequence[str], *, lower: bool) -> list[str]:
     seen: list[str] = []
     for value in values:
@@ -300,10 +335,117 @@ def _check_percent(fields: dict[str, str], name: str, value: int | None) -> None
         fields[name] = "Enter a percentage from 0 to 200"
 
 
+def rules_of(profile: WorkerProfile) -> BookingRules:
+    """The worker's booking rules as they stand (to change some and keep the rest)."""
+    return BookingRules(
+        min_notice_minutes=profile.min_notice_minutes,
+        min_session_minutes=profile.min_session_minutes,
+        max_hours_per_week=profile.max_hours_per_week,
+        buffer_minutes=profile.buffer_minutes,
+        favourites_instant_book=profile.favourites_instant_book,
+        response_deadline_hours=profile.response_deadline_hours,
+    )
+
+
+def _rule_problems(rules: BookingRules) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    if not 0 <= rules.min_notice_minutes <= 14 * 24 * 60:
+        fields["min_notice_minutes"] = "Enter a notice time from 0 minutes to 14 days"
+    if rules.min_session_minutes < 60:
+        fields["min_session_minutes"] = "A session must be at least 1 hour (60 minutes)"
+    elif rules.min_session_minutes > 24 * 60 or rules.min_session_minutes % 15:
+        fields["min_session_minutes"] = "Enter a length in 15-minute steps, up to 24 hours"
+    if not 1 <= rules.max_hours_per_week <= 80:
+        fields["max_hours_per_week"] = "Enter from 1 to 80 hours a week"
+    if not 0 <= rules.buffer_minutes <= 240:
+        fields["buffer_minutes"] = "Enter a gap from 0 to 240 minutes"
+    if not 1 <= rules.response_deadline_hours <= 72:
+        fields["response_deadline_hours"] = "Enter from 1 to 72 hours"
+    if rules.travel_radius_km is not None and not (
+        1 <= rules.travel_radius_km <= MAX_TRAVEL_RADIUS_KM
+    ):
+        fields["travel_radius_km"] = f"Enter a distance from 1 to {MAX_TRAVEL_RADIUS_KM} km"
+    return fields
+
+
+def _apply_rules(profile: WorkerProfile, rules: BookingRules) -> None:
+    profile.min_notice_minutes = rules.min_notice_minutes
+    profile.min_session_minutes = rules.min_session_minutes
+    profile.max_hours_per_week = rules.max_hours_per_week
+    profile.buffer_minutes = rules.buffer_minutes
+    profile.favourites_instant_book = rules.favourites_instant_book
+    profile.response_deadline_hours = rules.response_deadline_hours
+    if rules.travel_radius_km is not None:
+        profile.travel_radius_km = rules.travel_radius_km
+
+
+_SIGNATURES: tuple[tuple[str, str], ...] = (
+    ("image/png", "PNG"),
+    ("image/jpeg", "JPEG"),
+    ("image/webp", "WEBP"),
+)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The picture type the bytes themselves say (None for anything else)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def check_photo(data: bytes, content_type: str) -> str:
+    """The photo's real type, from its bytes; WorkerError for anything that is not a JPEG,
+    PNG or WebP picture up to 2 MB.
+
+    The type the browser claims is not trusted: the bytes must start like that kind of
+    picture and (with Pillow, which reportlab brings) decode as one, so a web page
+    labelled image/png is refused rather than stored and served."""
+    if not data or len(data) > MAX_PHOTO_BYTES:
+        raise WorkerError(PHOTO_SIZE_MESSAGE + ".", fields={"photo": PHOTO_SIZE_MESSAGE})
+    refused = WorkerError(PHOTO_TYPE_MESSAGE + ".", fields={"photo": PHOTO_TYPE_MESSAGE})
+    sniffed = _sniff(data)
+    if content_type not in PHOTO_TYPES or sniffed is None:
+        raise refused
+    if Image is None:  # pragma: no cover
+        return sniffed
+    expected = dict(_SIGNATURES)[sniffed]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[expected]) as image:
+                width, height = image.size
+                if width * height > MAX_PHOTO_PIXELS:
+                    raise WorkerError(
+                        "The photo is too big. Use one smaller than 5,000 by 5,000 pixels.",
+                        fields={"photo": "Use a photo smaller than 5,000 by 5,000 pixels"},
+                    )
+                image.load()
+    except WorkerError:
+        raise
+    except Exception as exc:  # any decoder failure means it is not a picture
+        raise refused from exc
+    return sniffed
+
+
 def update_profile(
-    actor: User, worker_id: int, details: ProfileDetails, *, now: datetime
+    actor: User,
+    worker_id: int,
+    details: ProfileDetails,
+    *,
+    now: datetime,
+    rule_changes: Mapping[str, int | bool] | None = None,
+    photo: PhotoUpload | None = None,
 ) -> WorkerProfile:
-    """Save a worker's public profile (by the worker or their provider admin)."""
+    """Save a worker's public profile (by the worker or their provider admin), with any
+    booking rules (`rule_changes`, by name) and photo sent along.
+
+    Everything is checked before anything is written, then saved in one commit: a refusal
+    changes nothing, not even the photo. A postcode that is the only problem keeps its
+    own error (unknown_postcode or invalid_postcode)."""
     profile = editable_profile(actor, worker_id)
     fields: dict[str, str] = {}
     display_name = " ".join(details.display_name.split())
@@ -329,6 +471,25 @@ def update_profile(
     _check_percent(fields, "bank_holiday_premium_percent", details.bank_holiday_premium_percent)
     if details.bio is not None and len(details.bio) > 2000:
         fields["bio"] = "Use 2,000 characters or fewer"
+    phone: str | None = None
+    if details.phone is not None:
+        try:
+            phone = _clean_phone(details.phone)
+        except WorkerError as exc:
+            fields.update(exc.fields)
+    rules: BookingRules | None = None
+    if rule_changes:
+        unknown_rules = set(rule_changes) - set(BookingRules.__dataclass_fields__)
+        if unknown_rules:
+            raise ValueError(f"not booking rules: {sorted(unknown_rules)}")
+        rules = replace(rules_of(profile), **rule_changes)  # type: ignore[arg-type]
+        fields.update(_rule_problems(rules))
+    photo_type: str | None = None
+    if photo is not None:
+        try:
+            photo_type = check_photo(photo.data, photo.content_type)
+        except WorkerError as exc:
+            fields.update(exc.fields)
     try:
         place = postcodes.locate(details.postcode)
     except postcodes.PostcodeError as exc:
@@ -339,6 +500,7 @@ def update_profile(
     if fields:
         raise WorkerError("Some details need changing before we can save them.", fields=fields)
     assert place is not None
+    on_behalf_of = profile.user if actor.id != profile.user_id else None
     profile.display_name = display_name
     profile.postcode = place.postcode
     profile.latitude = place.latitude
@@ -352,6 +514,8 @@ def update_profile(
         value = getattr(details, f"{name}_premium_percent")
         if value is not None:
             setattr(profile, f"{name}_premium_percent", value)
+    if details.phone is not None:
+        profile.user.phone = phone
     _replace_tags(profile, skills, languages)
     profile.updated_at = now
     audit.record(
@@ -359,8 +523,27 @@ def update_profile(
         actor=actor,
         council_id=profile.council_id,
         subject=profile,
-        on_behalf_of=profile.user if actor.id != profile.user_id else None,
+        on_behalf_of=on_behalf_of,
     )
+    if rules is not None:
+        _apply_rules(profile, rules)
+        audit.record(
+            "worker.rules_updated",
+            actor=actor,
+            council_id=profile.council_id,
+            subject=profile,
+            on_behalf_of=on_behalf_of,
+        )
+    if photo is not None and photo_type is not None:
+        profile.photo = photo.data
+        profile.photo_content_type = photo_type
+        audit.record(
+            "worker.photo_updated",
+            actor=actor,
+            council_id=profile.council_id,
+            subject=profile,
+            on_behalf_of=on_behalf_of,
+        )
     db.session.commit()
     return profile
 
@@ -381,36 +564,17 @@ def update_rules(
 ) -> WorkerProfile:
     """Save the worker's booking rules. A session is never shorter than an hour."""
     profile = editable_profile(actor, worker_id)
-    fields: dict[str, str] = {}
-    if not 0 <= rules.min_notice_minutes <= 14 * 24 * 60:
-        fields["min_notice_minutes"] = "Enter a notice time from 0 minutes to 14 days"
-    if rules.min_session_minutes < 60:
-        fields["min_session_minutes"] = "A session must be at least 1 hour (60 minutes)"
-    elif rules.min_session_minutes > 24 * 60 or rules.min_session_minutes % 15:
-        fields["min_session_minutes"] = "Enter a length in 15-minute steps, up to 24 hours"
-    if not 1 <= rules.max_hours_per_week <= 80:
-        fields["max_hours_per_week"] = "Enter from 1 to 80 hours a week"
-    if not 0 <= rules.buffer_minutes <= 240:
-        fields["buffer_minutes"] = "Enter a gap from 0 to 240 minutes"
-    if not 1 <= rules.response_deadline_hours <= 72:
-        fields["response_deadline_hours"] = "Enter from 1 to 72 hours"
-    if rules.travel_radius_km is not None and not (
-        1 <= rules.travel_radius_km <= MAX_TRAVEL_RADIUS_KM
-    ):
-        fields["travel_radius_km"] = f"Enter a distance from 1 to {MAX_TRAVEL_RADIUS_KM} km"
+    fields = _rule_problems(rules)
     if fields:
         raise WorkerError("Some rules need changing before we can save them.", fields=fields)
-    profile.min_notice_minutes = rules.min_notice_minutes
-    profile.min_session_minutes = rules.min_session_minutes
-    profile.max_hours_per_week = rules.max_hours_per_week
-    profile.buffer_minutes = rules.buffer_minutes
-    profile.favourites_instant_book = rules.favourites_instant_book
-    profile.response_deadline_hours = rules.response_deadline_hours
-    if rules.travel_radius_km is not None:
-        profile.travel_radius_km = rules.travel_radius_km
+    _apply_rules(profile, rules)
     profile.updated_at = now
     audit.record(
-        "worker.rules_updated", actor=actor, council_id=profile.council_id, subject=profile
+        "worker.rules_updated",
+        actor=actor,
+        council_id=profile.council_id,
+        subject=profile,
+        on_behalf_of=profile.user if actor.id != profile.user_id else None,
     )
     db.session.commit()
     return profile
@@ -419,23 +583,37 @@ def update_rules(
 def set_photo(
     actor: User, worker_id: int, *, data: bytes, content_type: str, now: datetime
 ) -> WorkerProfile:
-    """Store an optional profile photo (JPEG, PNG or WebP, up to 2 MB)."""
+    """Store an optional profile photo on its own (JPEG, PNG or WebP, up to 2 MB, checked
+    by its bytes). The profile page sends the photo with the profile instead."""
     profile = editable_profile(actor, worker_id)
-    if content_type not in PHOTO_TYPES:
-        raise WorkerError(
-            "The photo must be a JPEG, PNG or WebP picture.",
-            fields={"photo": "The photo must be a JPEG, PNG or WebP picture"},
-        )
-    if not data or len(data) > MAX_PHOTO_BYTES:
-        raise WorkerError(
-            "The photo must be smaller than 2 MB.",
-            fields={"photo": "The photo must be smaller than 2 MB"},
-        )
+    profile.photo_content_type = check_photo(data, content_type)
     profile.photo = data
-    profile.photo_content_type = content_type
     profile.updated_at = now
     audit.record(
-        "worker.photo_updated", actor=actor, council_id=profile.council_id, subject=profile
+        "worker.photo_updated",
+        actor=actor,
+        council_id=profile.council_id,
+        subject=profile,
+        on_behalf_of=profile.user if actor.id != profile.user_id else None,
+    )
+    db.session.commit()
+    return profile
+
+
+def remove_photo(actor: User, worker_id: int, *, now: datetime) -> WorkerProfile:
+    """Take the worker's photo off their profile (carers then see none)."""
+    profile = editable_profile(actor, worker_id)
+    if profile.photo is None and profile.photo_content_type is None:
+        return profile
+    profile.photo = None
+    profile.photo_content_type = None
+    profile.updated_at = now
+    audit.record(
+        "worker.photo_removed",
+        actor=actor,
+        council_id=profile.council_id,
+        subject=profile,
+        on_behalf_of=profile.user if actor.id != profile.user_id else None,
     )
     db.session.commit()
     return profile

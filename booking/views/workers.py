@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from flask import (
@@ -40,6 +40,9 @@ from booking.forms.workers import (
     SearchForm,
     SignUpForm,
     WeeklyForm,
+    rows_posted,
+    slot_field_name,
+    weekly_form_class,
 )
 from booking.models.workers import CheckKind, ExceptionKind, VettingStatus, WorkerProfile
 from booking.services import availability, search, vetting
@@ -48,6 +51,8 @@ from booking.services.vetting import CHECK_NAMES
 from booking.services.workers import GENDERS, SKILLS
 
 bp = Blueprint("workers", __name__, url_prefix="/workers")
+
+CALENDAR_REACH = timedelta(days=5 * 365)
 
 T = TypeVar("T")
 
@@ -67,6 +72,25 @@ def _parse_time(text: str) -> time:
     if match is None:
         raise ValueError(text)
     return time(int(match.group(1)), int(match.group(2)))
+
+
+def _parse_end(text: str) -> time:
+    """An end time for a weekly slot: 24:00 or 00:00 is midnight at the end of the day."""
+    if re.match(r"^\s*24[:.]?00\s*$", text or ""):
+        return availability.END_OF_DAY
+    end = _parse_time(text)
+    return availability.END_OF_DAY if end == time(0) else end
+
+
+def _wall_clock_window(day: date, start: time, end: time) -> tuple[datetime, datetime] | None:
+    """UK wall-clock times on `day` as UTC; an end not after the start is the next day.
+    None for a date at the very edge of the calendar (31 December 9999)."""
+    try:
+        starts_at = london_wall_clock(day, start)
+        ends_at = london_wall_clock(day if end > start else day + timedelta(days=1), end)
+    except OverflowError:
+        return None
+    return starts_at, ends_at
 
 
 def _password_method() -> str:
@@ -140,6 +164,7 @@ def profile(worker_id: int) -> ResponseReturnValue:
             f"{profile.hourly_rate_pence / 100:.2f}" if profile.hourly_rate_pence else ""
         )
         form.gender.data = profile.gender
+        form.phone.data = profile.user.phone or ""
     if form.validate_on_submit():
         try:
             details = worker_services.ProfileDetails(
@@ -154,14 +179,17 @@ def profile(worker_id: int) -> ResponseReturnValue:
                 evening_premium_percent=form.evening_premium_percent.data,
                 weekend_premium_percent=form.weekend_premium_percent.data,
                 bank_holiday_premium_percent=form.bank_holiday_premium_percent.data,
+                phone=form.phone.data or "",
             )
             upload = form.photo.data
-            photo = upload.read() if upload else b""
-            if photo:
-                worker_services.set_photo(
-                    current_user, worker_id, data=photo, content_type=upload.mimetype, now=utcnow()
-                )
-            worker_services.update_profile(current_user, worker_id, details, now=utcnow())
+            data = upload.read() if upload else b""
+            worker_services.update_profile(
+                current_user,
+                worker_id,
+                details,
+                now=utcnow(),
+                photo=worker_services.PhotoUpload(data, upload.mimetype) if data else None,
+            )
         except ValueError:
             form.hourly_rate.errors = ["Enter an amount like 18.50"]
         except DomainError as exc:
@@ -179,9 +207,23 @@ def profile(worker_id: int) -> ResponseReturnValue:
 @roles_required(*ALL_ROLES)
 def photo(worker_id: int) -> ResponseReturnValue:
     profile = worker_services.profile_of(worker_id)
-    if profile is None or profile.photo is None or profile.council_id != current_user.council_id:
+    if (
+        profile is None
+        or profile.photo is None
+        or not vetting.may_see_photo(current_user, profile, now=utcnow())
+    ):
         abort(404)
-    return Response(profile.photo, mimetype=profile.photo_content_type or "image/jpeg")
+    response = Response(profile.photo, mimetype=profile.photo_content_type or "image/jpeg")
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@bp.post("/<int:worker_id>/photo/remove")
+@roles_required(Role.WORKER, Role.PROVIDER_ADMIN)
+def remove_photo(worker_id: int) -> ResponseReturnValue:
+    _or_abort(lambda: worker_services.remove_photo(current_user, worker_id, now=utcnow()))
+    flash("The photo is removed.", "success")
+    return redirect(url_for("workers.profile", worker_id=worker_id))
 
 
 @bp.route("/<int:worker_id>/rules", methods=["GET", "POST"])
@@ -225,40 +267,61 @@ def _availability_context(profile: WorkerProfile, worker_id: int, **forms: Any) 
     }
 
 
+def _stored_week_form(profile: WorkerProfile, *, formdata: Any = None) -> WeeklyForm:
+    """The week form showing every stored time (several a day) and one empty row a day."""
+    by_day: dict[int, list[tuple[str, str]]] = {d: [] for d in range(7)}
+    for rule in availability.load_rules(profile):
+        by_day[rule.weekday].append(
+            (rule.start_time.strftime("%H:%M"), availability.format_end(rule.end_time))
+        )
+    data: dict[str, str] = {}
+    for day, slots in by_day.items():
+        for row, (start, end) in enumerate(slots):
+            data[slot_field_name(day, row, "start")] = start
+            data[slot_field_name(day, row, "end")] = end
+    form_class = weekly_form_class([len(by_day[d]) + 1 for d in range(7)])
+    return form_class(formdata=formdata, data=data)
+
+
+def _place_week_errors(form: WeeklyForm, exc: DomainError, rows: list[tuple[int, int]]) -> None:
+    """Put the service's `weekly.N.*` (slot N) and `weekly.D` (weekday D) messages on the
+    fields they are about; `rows` maps slot N to its (weekday, row) on the page."""
+    for name, message in exc.fields.items():
+        parts = name.split(".")
+        if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(rows):
+            day, row = rows[int(parts[1])]
+            part = "start" if parts[2] == "start" else "end"
+        elif len(parts) == 2 and parts[1].isdigit() and int(parts[1]) < 7:
+            day, row, part = int(parts[1]), 0, "start"
+        else:
+            continue
+        field = getattr(form, slot_field_name(day, row, part))
+        field.errors = [*list(field.errors), message]
+    if not any(f.errors for f in form):
+        form.form_errors.append(exc.message)
+
+
 @bp.route("/<int:worker_id>/availability", methods=["GET", "POST"])
 @roles_required(Role.WORKER, Role.PROVIDER_ADMIN)
 def availability_page(worker_id: int) -> ResponseReturnValue:
+    """The usual week: every time of every day, several a day, with an empty row each day
+    to add one more. The whole week is saved at once; clearing a row removes that time."""
     profile = _or_abort(lambda: worker_services.editable_profile(current_user, worker_id))
-    form = WeeklyForm()
-    if request.method == "GET":
-        for rule in availability.load_rules(profile):
-            start = getattr(form, f"day{rule.weekday}_start")
-            end = getattr(form, f"day{rule.weekday}_end")
-            if not start.data:  # the page shows one slot per day; the API allows several
-                start.data = rule.start_time.strftime("%H:%M")
-                end.data = rule.end_time.strftime("%H:%M")
+    if request.method == "POST":
+        form: WeeklyForm = weekly_form_class(rows_posted(request.form))()
+    else:
+        form = _stored_week_form(profile)
     if form.validate_on_submit():
-        weekly = []
-        for weekday in range(7):
-            start = getattr(form, f"day{weekday}_start").data
-            end = getattr(form, f"day{weekday}_end").data
-            if start and end:
-                weekly.append(
-                    availability.WeeklySlot(weekday, _parse_time(start), _parse_time(end))
-                )
+        filled = form.filled()
+        weekly = [
+            availability.WeeklySlot(day, _parse_time(start), _parse_end(end))
+            for day, _row, start, end in filled
+        ]
         try:
             availability.set_weekly(profile, weekly=weekly, actor=current_user, now=utcnow())
         except DomainError as exc:
             db.session.rollback()
-            for name, message in exc.fields.items():
-                parts = name.split(".")
-                if len(parts) >= 2 and parts[1].isdigit():
-                    index = int(parts[1])
-                    day = weekly[index].weekday if index < len(weekly) else index
-                    field = getattr(form, f"day{day}_end")
-                    field.errors = [*list(field.errors), message]
-            if not any(f.errors for f in form):
-                form.form_errors.append(exc.message)
+            _place_week_errors(form, exc, [(day, row) for day, row, _s, _e in filled])
         else:
             flash("Your week is saved.", "success")
             return redirect(url_for("workers.availability_page", worker_id=worker_id))
@@ -276,36 +339,33 @@ def add_exception(worker_id: int) -> ResponseReturnValue:
     profile = _or_abort(lambda: worker_services.editable_profile(current_user, worker_id))
     form = ExceptionForm()
     if form.validate_on_submit():
-        day: date = form.day.data
         start, end = _parse_time(form.start.data or ""), _parse_time(form.end.data or "")
-        starts_at = london_wall_clock(day, start)
-        ends_at = (
-            london_wall_clock(day, end)
-            if end > start
-            else london_wall_clock(day + timedelta(days=1), end)
-        )
-        try:
-            availability.add_exception(
-                profile,
-                availability.ExceptionSlot(
-                    starts_at, ends_at, ExceptionKind(form.kind.data), form.note.data or None
-                ),
-                actor=current_user,
-                now=utcnow(),
-            )
-        except DomainError as exc:
-            db.session.rollback()
-            show_domain_error(form, exc)
+        window = _wall_clock_window(form.day.data, start, end)
+        if window is None:
+            form.day.errors = [*list(form.day.errors), availability.HORIZON_MESSAGE]
         else:
-            flash("Your change is saved.", "success")
-            return redirect(url_for("workers.availability_page", worker_id=worker_id))
+            try:
+                availability.add_exception(
+                    profile,
+                    availability.ExceptionSlot(
+                        *window, ExceptionKind(form.kind.data), form.note.data or None
+                    ),
+                    actor=current_user,
+                    now=utcnow(),
+                )
+            except DomainError as exc:
+                db.session.rollback()
+                show_domain_error(form, exc)
+            else:
+                flash("Your change is saved.", "success")
+                return redirect(url_for("workers.availability_page", worker_id=worker_id))
     return render_template(
         "booking/workers/availability.html",
         **_availability_context(
             profile,
             worker_id,
             form=form,
-            weekly_form=WeeklyForm(formdata=None),
+            weekly_form=_stored_week_form(profile, formdata=None),
             exception_form=form,
         ),
     )
@@ -327,21 +387,30 @@ def remove_exception(worker_id: int, exception_id: int) -> ResponseReturnValue:
 @bp.route("/<int:worker_id>/calendar")
 @roles_required(Role.WORKER, Role.PROVIDER_ADMIN)
 def calendar(worker_id: int) -> ResponseReturnValue:
+    """A week of availability and bookings. `?week=` is any date in the week wanted; one
+    that is not a date, or more than 5 years away (9999-12-31), shows this week instead."""
     profile = _or_abort(lambda: worker_services.editable_profile(current_user, worker_id))
+    today = london_today(utcnow())
+    first, last = today - CALENDAR_REACH, today + CALENDAR_REACH
+    week_error = None
     try:
-        chosen = date.fromisoformat(request.args.get("week", ""))
+        chosen = date.fromisoformat(request.args.get("week", "") or today.isoformat())
     except ValueError:
-        chosen = london_today(utcnow())
+        chosen, week_error = today, "Choose a week using the links on this page"
+    if not first <= chosen <= last:
+        chosen, week_error = today, "Choose a week in the 5 years before or after today"
     monday = chosen - timedelta(days=chosen.weekday())
     days = availability.week_calendar(profile, monday)
+    previous_week, next_week = monday - timedelta(days=7), monday + timedelta(days=7)
     return render_template(
         "booking/workers/calendar.html",
         profile=profile,
         worker_id=worker_id,
         days=days,
         monday=monday,
-        previous_week=monday - timedelta(days=7),
-        next_week=monday + timedelta(days=7),
+        week_error=week_error,
+        previous_week=previous_week if previous_week + timedelta(days=6) >= first else None,
+        next_week=next_week if next_week <= last else None,
     )
 
 
@@ -452,9 +521,7 @@ def add_worker() -> ResponseReturnValue:
 @bp.route("/vetting")
 @roles_required(Role.COUNCIL_OFFICER)
 def vetting_queue() -> ResponseReturnValue:
-    today = london_today(utcnow())
-    profiles = vetting.vetting_queue(current_user)
-    rows = [(p, vetting.missing_checks(vetting.checks_of(p), today)) for p in profiles]
+    rows = vetting.vetting_queue_rows(current_user, today=london_today(utcnow()))
     return render_template("booking/workers/vetting_queue.html", rows=rows)
 
 
@@ -524,28 +591,28 @@ def find() -> ResponseReturnValue:
         form.postcode.data = carer.postcode
     results: list[search.SearchResult] | None = None
     if searched and carer is not None and form.validate():
-        day: date = form.day.data
         start, end = _parse_time(form.start.data or ""), _parse_time(form.end.data or "")
-        starts_at = london_wall_clock(day, start)
-        ends_at = london_wall_clock(day if end > start else day + timedelta(days=1), end)
-        try:
-            results = search.search_workers(
-                carer=carer,
-                starts_at=starts_at,
-                ends_at=ends_at,
-                postcode=form.postcode.data or "",
-                skills=form.skills.data or [],
-                languages=[form.languages.data] if form.languages.data else [],
-                gender=form.gender.data or None,
-                now=utcnow(),
-            )
-        except DomainError as exc:
-            show_domain_error(form, exc)
-            if exc.fields.get("ends_at") or exc.fields.get("starts_at"):
-                form.end.errors = [
-                    *list(form.end.errors),
-                    exc.fields.get("ends_at") or exc.fields.get("starts_at"),
-                ]
+        window = _wall_clock_window(form.day.data, start, end)
+        if window is None:  # 31 December 9999: far beyond what can be booked
+            form.day.errors = [*list(form.day.errors), search.too_far_ahead_message()]
+        else:
+            try:
+                results = search.search_workers(
+                    carer=carer,
+                    starts_at=window[0],
+                    ends_at=window[1],
+                    postcode=form.postcode.data or "",
+                    skills=form.skills.data or [],
+                    languages=[form.languages.data] if form.languages.data else [],
+                    gender=form.gender.data or None,
+                    now=utcnow(),
+                )
+            except DomainError as exc:
+                # Too far ahead is about the date; too soon or too short, about the times.
+                starts_field = "day" if exc.code == "too_far_ahead" else "start"
+                show_domain_error(
+                    form, exc, field_names={"starts_at": starts_field, "ends_at": "end"}
+                )
     return render_template(
         "booking/workers/find.html",
         form=form,

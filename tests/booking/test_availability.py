@@ -230,3 +230,267 @@ def test_calendar_shows_availability_and_bookings(app: Flask) -> None:
     assert "9:00am to 5:00pm" in html
     assert "10:00am to 12:00pm (confirmed)" in html
     assert client.get("/workers/me/calendar").status_code == 302
+
+
+# --- several times a day on the page, and midnight ------------------------------------------
+
+
+def _week_form_as_shown(html: str) -> dict[str, str]:
+    """Every time box of the week form with the value the page shows, as a browser sends it."""
+    import re
+
+    week = html.split("Your usual week", 1)[1].split("Time off and extra time", 1)[0]
+    fields: dict[str, str] = {}
+    for tag in re.findall(r"<input[^>]*>", week):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name is not None and name.group(1).startswith("day"):
+            fields[name.group(1)] = value.group(1) if value else ""
+    return fields
+
+
+def _rules_of(worker) -> list[tuple[int, time, time]]:  # type: ignore[no-untyped-def]
+    db.session.expire_all()
+    rows = db.session.scalars(
+        db.select(AvailabilityRule).filter_by(profile_id=profile_for(worker).id)
+    ).all()
+    return sorted((r.weekday, r.start_time, r.end_time) for r in rows)
+
+
+def test_times_set_through_the_api_survive_saving_the_page(app: Flask) -> None:
+    worker = make_worker(CouncilFactory(), weekly=[])
+    client = app.test_client()
+    body = {
+        "weekly": [
+            {"weekday": 0, "start": "09:00", "end": "12:00"},
+            {"weekday": 0, "start": "14:00", "end": "18:00"},
+            {"weekday": 0, "start": "19:00", "end": "24:00"},
+            {"weekday": 3, "start": "08:00", "end": "10:00"},
+        ]
+    }
+    put = client.put(f"/api/v1/workers/{worker.id}/availability", json=body, headers=bearer(worker))
+    assert put.status_code == 200, put.get_json()
+    assert put.get_json()["weekly"][2] == {"weekday": 0, "start": "19:00", "end": "24:00"}
+    stored = _rules_of(worker)
+    assert len(stored) == 4
+
+    sign_in(client, worker)
+    shown = _week_form_as_shown(
+        client.get(f"/workers/{worker.id}/availability").get_data(as_text=True)
+    )
+    assert (shown["day0_start"], shown["day0_end"]) == ("09:00", "12:00")
+    assert (shown["day0_start_2"], shown["day0_end_2"]) == ("14:00", "18:00")
+    assert (shown["day0_start_3"], shown["day0_end_3"]) == ("19:00", "24:00")
+    assert (shown["day0_start_4"], shown["day0_end_4"]) == ("", "")  # a row to add one more
+    assert (shown["day3_start"], shown["day3_end"]) == ("08:00", "10:00")
+    assert (shown["day1_start"], shown["day1_end"]) == ("", "")
+
+    saved = client.post(f"/workers/{worker.id}/availability", data=shown)
+    assert saved.status_code == 302
+    assert _rules_of(worker) == stored
+
+
+def test_the_page_adds_and_removes_a_second_time_on_a_day(app: Flask) -> None:
+    worker = make_worker(CouncilFactory(), weekly=[(1, time(9), time(12))])
+    client = sign_in(app.test_client(), worker)
+    url = f"/workers/{worker.id}/availability"
+    shown = _week_form_as_shown(client.get(url).get_data(as_text=True))
+    added = {**shown, "day1_start_2": "14:00", "day1_end_2": "18:00"}
+    assert client.post(url, data=added).status_code == 302
+    assert _rules_of(worker) == [(1, time(9), time(12)), (1, time(14), time(18))]
+
+    shown = _week_form_as_shown(client.get(url).get_data(as_text=True))
+    assert shown["day1_start_2"] == "14:00"
+    assert client.post(url, data={**shown, "day1_start": "", "day1_end": ""}).status_code == 302
+    assert _rules_of(worker) == [(1, time(14), time(18))]
+
+
+def test_overlapping_times_on_a_day_are_refused_on_the_field(app: Flask) -> None:
+    worker = make_worker(CouncilFactory(), weekly=[(2, time(9), time(17))])
+    client = sign_in(app.test_client(), worker)
+    url = f"/workers/{worker.id}/availability"
+    data = {
+        "day2_start": "09:00",
+        "day2_end": "13:00",
+        "day2_start_2": "12:00",
+        "day2_end_2": "18:00",
+        "day2_start_3": "19:00",
+        "day2_end_3": "18:00",
+    }
+    page = client.post(url, data=data)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "The times on Wednesday overlap" in html
+    assert 'href="#day2_start"' in html
+    assert "On Wednesday, the end time must be after the start time" in html
+    assert 'href="#day2_end_3"' in html
+    assert 'id="day2_start_3"' in html  # every posted row is shown again
+    assert _rules_of(worker) == [(2, time(9), time(17))]
+    half = client.post(url, data={"day4_start_2": "10:00"})
+    assert "Enter both a start and an end time on Friday, or neither" in half.get_data(as_text=True)
+
+
+def test_a_weekly_time_can_run_to_midnight(app: Flask) -> None:
+    worker = make_worker(CouncilFactory(), weekly=[])
+    client = sign_in(app.test_client(), worker)
+    url = f"/workers/{worker.id}/availability"
+    saved = client.post(
+        url,
+        data={
+            "day0_start": "18:00",
+            "day0_end": "24:00",
+            "day1_start": "00:00",
+            "day1_end": "06:00",
+        },
+    )
+    assert saved.status_code == 302
+    assert _rules_of(worker) == [
+        (0, time(18), availability.END_OF_DAY),
+        (1, time(0), time(6)),
+    ]
+    shown = _week_form_as_shown(client.get(url).get_data(as_text=True))
+    assert shown["day0_end"] == "24:00"
+    # 00:00 as an end is midnight too
+    assert client.post(url, data={"day2_start": "20:00", "day2_end": "00:00"}).status_code == 302
+    assert _rules_of(worker) == [(2, time(20), availability.END_OF_DAY)]
+
+    # Monday 22:00 to Tuesday 02:00 (GMT) is covered by 18:00-24:00 and 00:00-06:00
+    profile = profile_for(worker)
+    rules = [WeeklySlot(0, time(18), availability.END_OF_DAY), WeeklySlot(1, time(0), time(6))]
+    free = availability.expand(rules, [], _utc(2027, 1, 4, 12), _utc(2027, 1, 5, 12))
+    assert free == [(_utc(2027, 1, 4, 18), _utc(2027, 1, 5, 6))]
+    assert availability.covers(free, _utc(2027, 1, 4, 22), _utc(2027, 1, 5, 2))
+    # in summer (BST) midnight is 23:00 UTC
+    summer = availability.expand(rules[:1], [], _utc(2027, 7, 5), _utc(2027, 7, 6, 12))
+    assert summer == [(_utc(2027, 7, 5, 17), _utc(2027, 7, 5, 23))]
+    assert profile.user_id == worker.id
+
+
+def test_a_time_cannot_start_at_midnight_at_the_end_of_the_day(app: Flask) -> None:
+    worker = make_worker(CouncilFactory(), weekly=[])
+    client = app.test_client()
+    bad = client.put(
+        f"/api/v1/workers/{worker.id}/availability",
+        json={"weekly": [{"weekday": 0, "start": "24:00", "end": "24:00"}]},
+        headers=bearer(worker),
+    )
+    assert bad.status_code == 422
+    page = sign_in(client, worker).post(
+        f"/workers/{worker.id}/availability", data={"day0_start": "24:00", "day0_end": "01:00"}
+    )
+    assert "govuk-error-summary" in page.get_data(as_text=True)
+    assert _rules_of(worker) == []
+
+
+# --- dates at the edge of the calendar: an error, never a 500 ------------------------------
+
+
+def test_calendar_weeks_far_away_show_this_week_with_an_error(app: Flask) -> None:
+    worker = make_worker(CouncilFactory())
+    client = sign_in(app.test_client(), worker)
+    this_week = client.get(f"/workers/{worker.id}/calendar").get_data(as_text=True)
+    heading = this_week.split("<h1", 1)[1].split("</h1>", 1)[0]
+    for week in ("9999-12-31", "0001-01-01", "2099-01-01", "not-a-date"):
+        page = client.get(f"/workers/{worker.id}/calendar?week={week}")
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200, week
+        assert "govuk-error-summary" in html, week
+        assert "This is the current week." in html
+        assert html.split("<h1", 1)[1].split("</h1>", 1)[0] == heading
+    assert "govuk-error-summary" not in this_week
+
+
+def _exception_form(day: date, start: str, end: str) -> dict[str, object]:
+    return {
+        "kind": "unavailable",
+        "day": [str(day.day), str(day.month), f"{day.year:04d}"],
+        "start": start,
+        "end": end,
+    }
+
+
+def test_exception_form_refuses_dates_at_the_edge_of_the_calendar(app: Flask) -> None:
+    worker = make_worker(CouncilFactory())
+    client = sign_in(app.test_client(), worker)
+    url = f"/workers/{worker.id}/availability/exceptions"
+    cases = [
+        (date(9999, 12, 31), "18:00", "09:00", "within the next 2 years"),  # overnight: 10000
+        (date(9999, 12, 31), "09:00", "12:00", "within the next 2 years"),
+        (london_today(utcnow()) + timedelta(days=3 * 365), "09:00", "12:00", "next 2 years"),
+        (date(1, 1, 1), "18:00", "09:00", "Choose a date in the future"),
+        (date(2000, 1, 1), "09:00", "12:00", "Choose a date in the future"),
+    ]
+    for day, start, end, message in cases:
+        page = client.post(url, data=_exception_form(day, start, end))
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200, day
+        assert "govuk-error-summary" in html, day
+        assert message in html, day
+        assert 'href="#day"' in html, day
+    assert (
+        db.session.scalars(
+            db.select(AvailabilityException).filter_by(profile_id=profile_for(worker).id)
+        ).all()
+        == []
+    )
+
+
+def test_api_refuses_exceptions_in_the_past_or_absurd_years(app: Flask) -> None:
+    worker = make_worker(CouncilFactory())
+    client = app.test_client()
+    url = f"/api/v1/workers/{worker.id}/availability"
+    now = utcnow()
+    soon = (now + timedelta(days=10)).replace(microsecond=0)
+    cases = [
+        ((now - timedelta(days=2)).isoformat(), (now - timedelta(days=1)).isoformat()),
+        ("0001-01-01T00:00:00+01:00", "0001-01-01T02:00:00+01:00"),
+        ("0001-01-01T09:00:00", "0001-01-01T12:00:00"),
+        ("9999-12-31T09:00:00", "9999-12-31T12:00:00"),
+        ("9999-12-31T23:00:00-05:00", "9999-12-31T23:30:00-05:00"),
+        ((now + timedelta(days=800)).isoformat(), (now + timedelta(days=801)).isoformat()),
+    ]
+    for starts_at, ends_at in cases:
+        response = client.put(
+            url,
+            json={"weekly": [], "exceptions": [{"starts_at": starts_at, "ends_at": ends_at}]},
+            headers=bearer(worker),
+        )
+        assert response.status_code == 422, (starts_at, response.get_json())
+        assert error_of(response)["fields"], starts_at
+    assert len(_rules_of(worker)) == 7  # nothing replaced
+    ok = client.put(
+        url,
+        json={
+            "weekly": [],
+            "exceptions": [
+                {"starts_at": soon.isoformat(), "ends_at": (soon + timedelta(hours=2)).isoformat()}
+            ],
+        },
+        headers=bearer(worker),
+    )
+    assert ok.status_code == 200, ok.get_json()
+    assert len(ok.get_json()["exceptions"]) == 1
+
+
+def test_saving_the_week_keeps_time_off_as_it_is(app: Flask) -> None:
+    worker = make_worker(CouncilFactory())
+    profile = profile_for(worker)
+    now = utcnow()
+    kept = availability.add_exception(
+        profile,
+        ExceptionSlot(now + timedelta(days=5), now + timedelta(days=6)),
+        actor=worker,
+        now=now,
+    )
+    client = sign_in(app.test_client(), worker)
+    assert (
+        client.post(
+            f"/workers/{worker.id}/availability", data={"day0_start": "09:00", "day0_end": "17:00"}
+        ).status_code
+        == 302
+    )
+    db.session.expire_all()
+    [row] = db.session.scalars(
+        db.select(AvailabilityException).filter_by(profile_id=profile.id)
+    ).all()
+    assert row.id == kept.id

@@ -305,3 +305,169 @@ def test_overlapping_live_bookings_are_refused_by_postgresql(
     with pytest.raises(IntegrityError, match="ex_bookings_no_overlap"):
         make_booking(worker, carer, START + timedelta(hours=1), END + timedelta(hours=1))
     db.session.rollback()
+
+
+# --- search lists only what the booking would accept ---------------------------------------
+
+
+def test_slots_inside_the_platform_notice_or_beyond_90_days_are_refused(council: Council) -> None:
+    from booking.services import bookings
+
+    carer = make_user(Role.CARER, council=council)
+    make_worker(council, today=TODAY, min_notice_minutes=0)
+    soon = NOW + timedelta(minutes=30)
+    with pytest.raises(bookings.TooLate) as late:
+        _search(carer, starts_at=soon, ends_at=soon + timedelta(hours=2))
+    assert (late.value.code, late.value.status) == ("too_late", 422)
+    assert "starts_at" in late.value.fields
+    notice = NOW + bookings.DEFAULT_NOTICE
+    assert len(_search(carer, starts_at=notice, ends_at=notice + timedelta(hours=2))) == 1
+    far = NOW + bookings.MAX_AHEAD + timedelta(days=1)
+    with pytest.raises(bookings.TooFarAhead) as ahead:
+        _search(carer, starts_at=far, ends_at=far + timedelta(hours=2))
+    assert (ahead.value.code, ahead.value.status) == ("too_far_ahead", 422)
+    last = NOW + bookings.MAX_AHEAD - timedelta(hours=3)
+    assert len(_search(carer, starts_at=last, ends_at=last + timedelta(hours=2))) == 1
+
+
+def test_every_worker_search_lists_passes_the_booking_check(council: Council) -> None:
+    """Workers with all kinds of rules, slots from too soon to too far ahead: whatever
+    search lists, the booking's own check (quote_booking, which writes nothing) accepts,
+    and a slot search refuses (too late, too far ahead), the booking refuses too."""
+    from booking.services import bookings
+
+    carer = make_user(Role.CARER, council=council)
+    workers = [
+        make_worker(council, today=TODAY, min_notice_minutes=0),
+        make_worker(council, today=TODAY, min_notice_minutes=24 * 60),
+        make_worker(council, today=TODAY, min_session_minutes=180),
+        make_worker(council, today=TODAY, buffer_minutes=60, min_notice_minutes=30),
+        make_worker(council, today=TODAY, max_hours_per_week=6),
+        make_worker(council, today=TODAY, weekly=[(d, time(9), time(13)) for d in range(7)]),
+        make_worker(council, today=TODAY, checks_expire=date(2027, 3, 20)),
+    ]
+    make_booking(workers[3], carer, NOW + timedelta(hours=5), NOW + timedelta(hours=7))
+    make_booking(workers[4], carer, START, START + timedelta(hours=4))
+    listed = refused = 0
+    for offset in [
+        timedelta(minutes=15),
+        timedelta(hours=1, minutes=45),
+        timedelta(hours=2),
+        timedelta(hours=3),
+        timedelta(hours=8),
+        timedelta(days=1),
+        timedelta(days=2, hours=1),
+        timedelta(days=21),
+        timedelta(days=89, hours=20),
+        timedelta(days=90, hours=1),
+        timedelta(days=120),
+    ]:
+        for length in (timedelta(hours=1), timedelta(hours=2), timedelta(hours=3)):
+            starts_at, ends_at = NOW + offset, NOW + offset + length
+            try:
+                results = _search(carer, starts_at=starts_at, ends_at=ends_at)
+            except (bookings.TooLate, bookings.TooFarAhead):
+                refused += 1
+                for worker in workers:
+                    with pytest.raises(bookings.BookingError):
+                        bookings.quote_booking(
+                            carer=carer,
+                            worker_id=worker.id,
+                            starts_at=starts_at,
+                            ends_at=ends_at,
+                            postcode="LS6 2AB",
+                            now=NOW,
+                        )
+                continue
+            for result in results:
+                listed += 1
+                quote = bookings.quote_booking(
+                    carer=carer,
+                    worker_id=result.worker_id,
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    postcode="LS6 2AB",
+                    now=NOW,
+                )
+                assert quote.price_pence == result.price_pence
+    assert listed > 50
+    assert refused >= 12
+
+
+def test_api_search_refuses_too_late_and_too_far_ahead(app: Flask, council: Council) -> None:
+    carer = make_user(Role.CARER, council=council)
+    make_worker(council, today=datetime.now(UTC).date(), min_notice_minutes=0)
+    client = app.test_client()
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    soon = now.replace(minute=now.minute - now.minute % 15) + timedelta(minutes=30)
+    far = soon + timedelta(days=100)
+    for starts_at, code in ((soon, "too_late"), (far, "too_far_ahead")):
+        response = client.get(
+            "/api/v1/workers/search",
+            query_string={
+                "starts_at": starts_at.isoformat(),
+                "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
+                "postcode": "LS6 2AB",
+            },
+            headers=bearer(carer),
+        )
+        assert response.status_code == 422, response.get_json()
+        assert error_of(response)["code"] == code
+        assert "starts_at" in error_of(response)["fields"]
+    year_9999 = client.get(
+        "/api/v1/workers/search",
+        query_string={
+            "starts_at": "9999-12-31T23:00:00-05:00",
+            "ends_at": "9999-12-31T23:45:00-05:00",
+            "postcode": "LS6 2AB",
+        },
+        headers=bearer(carer),
+    )
+    assert year_9999.status_code == 422
+    assert error_of(year_9999)["code"] == "validation_failed"
+
+
+def _find_args(day: date, start: str, end: str) -> dict[str, object]:
+    return {
+        "day": [str(day.day), str(day.month), str(day.year)],
+        "start": start,
+        "end": end,
+        "postcode": "LS6 2AB",
+        "gender": "",
+    }
+
+
+def test_find_page_explains_slots_that_cannot_be_booked(app: Flask, council: Council) -> None:
+    carer = make_user(Role.CARER, council=council)
+    make_worker(council, today=datetime.now(UTC).date(), min_notice_minutes=0)
+    client = sign_in(app.test_client(), carer)
+    far = datetime.now(UTC).date() + timedelta(days=120)
+    cases = [
+        (_find_args(far, "10:00", "12:00"), "Choose a date within the next 90 days", "#day"),
+        (_find_args(date(9999, 12, 31), "22:00", "01:00"), "within the next 90 days", "#day"),
+        (_find_args(date(9999, 12, 31), "10:00", "12:00"), "within the next 90 days", "#day"),
+        (_find_args(date(2000, 1, 1), "10:00", "12:00"), "Choose a time in the future", "#start"),
+        (_find_args(far, "10:00", "10:30"), "A break must be at least 1 hour long", "#end"),
+    ]
+    for args, message, href in cases:
+        page = client.get("/workers/find", query_string=args)
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200, args
+        assert "govuk-error-summary" in html, args
+        assert message in html, args
+        assert f'href="{href}"' in html, args
+        assert "free at that time" not in html
+
+
+def test_find_page_refuses_a_start_inside_the_notice(app: Flask, council: Council) -> None:
+    import time_machine
+
+    carer = make_user(Role.CARER, council=council)
+    make_worker(council, today=TODAY, min_notice_minutes=0)
+    with time_machine.travel(NOW, tick=False):
+        client = sign_in(app.test_client(), carer)
+        page = client.get("/workers/find", query_string=_find_args(TODAY, "10:00", "12:00"))
+    html = page.get_data(as_text=True)
+    assert "govuk-error-summary" in html
+    assert "Choose a time at least 2 hours from now" in html
+    assert 'href="#start"' in html

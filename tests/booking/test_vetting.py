@@ -289,3 +289,40 @@ def test_officer_approves_suspends_and_reinstates_on_the_page(app: Flask) -> Non
     assert "Concern raised by a carer" in page
     decisions = [d.decision for d in vetting.decisions_of(profile_for(worker))]
     assert decisions == [DecisionKind.REINSTATED, DecisionKind.SUSPENDED, DecisionKind.APPROVED]
+
+
+def _queue_queries(app: Flask, n: int, sql_count: list[str]) -> int:
+    council = CouncilFactory()
+    officer = make_user(Role.COUNCIL_OFFICER, council=council)
+    for i in range(n):
+        make_worker(council, approved=i % 2 == 0)  # pending ones have no checks at all
+    client = sign_in(app.test_client(), officer)
+    db.session.expire_all()
+    sql_count.clear()
+    page = client.get("/workers/vetting")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert html.count("All in date") == (n + 1) // 2
+    assert html.count("7 missing or out of date") == n // 2
+    return len(sql_count)
+
+
+def test_vetting_queue_query_count_is_constant(app: Flask, sql_count: list[str]) -> None:
+    few = _queue_queries(app, 2, sql_count)
+    many = _queue_queries(app, 12, sql_count)
+    assert few == many
+    assert many <= 12
+
+
+def test_vetting_queue_rows_say_what_is_missing(app: Flask) -> None:
+    council = CouncilFactory()
+    officer = make_user(Role.COUNCIL_OFFICER, council=council)
+    ready = make_worker(council)
+    waiting = make_worker(council, approved=False)
+    make_worker(CouncilFactory())  # another council's worker is not in the queue
+    rows = vetting.vetting_queue_rows(officer, today=london_today(utcnow()))
+    by_worker = {profile.user_id: missing for profile, missing in rows}
+    assert set(by_worker) == {ready.id, waiting.id}
+    assert by_worker[ready.id] == {}
+    assert set(by_worker[waiting.id]) == {k.value for k in CheckKind}
+    assert rows[0][0].user_id == waiting.id  # pending first

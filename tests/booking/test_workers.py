@@ -332,3 +332,180 @@ def test_demo_seed_gives_approved_bookable_workers_and_is_idempotent(app: Flask)
     list(seed(now=now, password_method="pbkdf2:sha256:1000"))
     assert len(db.session.scalars(select(WorkerProfile)).all()) == len(profiles)
     assert len(db.session.scalars(select(ProviderOrganisation)).all()) == len(organisations)
+
+
+def _profile_row(worker: User) -> tuple[object, ...]:
+    db.session.expire_all()
+    p = profile_for(worker)
+    return (
+        p.display_name,
+        p.hourly_rate_pence,
+        p.postcode,
+        p.travel_radius_km,
+        tuple(p.skills),
+        p.min_session_minutes,
+        p.min_notice_minutes,
+        p.buffer_minutes,
+        p.user.phone,
+    )
+
+
+def _audit_count() -> int:
+    return len(db.session.scalars(select(AuditEntry)).all())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"min_session_minutes": 61}, "min_session_minutes"),  # passes pydantic, not the rule
+        ({"postcode": "ZZ99 9ZZ", "min_notice_minutes": 600}, "postcode"),
+        ({"skills": ["juggling"], "buffer_minutes": 30}, "skills"),
+        ({"phone": "12345", "max_hours_per_week": 10}, "phone"),
+    ],
+    ids=["bad-rule", "bad-postcode", "bad-skill", "bad-phone"],
+)
+def test_put_profile_is_all_or_nothing(app: Flask, change: dict[str, object], field: str) -> None:
+    worker = make_worker(CouncilFactory(), approved=False)
+    before = _profile_row(worker)
+    entries = _audit_count()
+    response = app.test_client().put(
+        f"/api/v1/workers/{worker.id}/profile",
+        json={**PROFILE_BODY, "display_name": "Changed", "hourly_rate_pence": 4321, **change},
+        headers=bearer(worker),
+    )
+    assert response.status_code == 422, response.get_json()
+    assert field in error_of(response)["fields"]
+    assert _profile_row(worker) == before
+    assert _audit_count() == entries
+
+
+def test_put_profile_saves_profile_and_rules_together(app: Flask) -> None:
+    council = CouncilFactory()
+    admin = make_user(Role.PROVIDER_ADMIN, council=council)
+    worker = make_worker(council, approved=False, organisation=make_organisation(council, admin))
+    response = app.test_client().put(
+        f"/api/v1/workers/{worker.id}/profile",
+        json={
+            **PROFILE_BODY,
+            "hourly_rate_pence": 4321,
+            "min_session_minutes": 90,
+            "buffer_minutes": 30,
+            "phone": "07911 123 456",
+        },
+        headers=bearer(admin),
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["hourly_rate_pence"], body["min_session_minutes"]) == (4321, 90)
+    assert body["buffer_minutes"] == 30
+    assert body["min_notice_minutes"] == 120  # not sent: kept
+    assert body["phone"] == "+447911123456"
+    row = _profile_row(worker)
+    assert (row[1], row[5], row[7], row[8]) == (4321, 90, 30, "+447911123456")
+    rules_entry = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "worker.rules_updated")
+    ).one()
+    assert (rules_entry.actor_id, rules_entry.on_behalf_of_id) == (admin.id, worker.id)
+
+
+# --- the way in for workers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", ["/", "/auth/sign-in"])
+def test_start_and_sign_in_pages_link_to_worker_sign_up(app: Flask, start: str) -> None:
+    import re
+
+    client = app.test_client()
+    page = client.get(start)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Are you a support worker?" in html
+    links = re.findall(r'href="([^"]*sign-up[^"]*)"', html)
+    assert links == ["/workers/sign-up"]
+    sign_up = client.get(links[0])
+    assert sign_up.status_code == 200
+    assert "Join as a support worker" in sign_up.get_data(as_text=True)
+
+
+# --- phone numbers are E.164 ---------------------------------------------------------------
+
+
+def _sign_up(client, council, phone: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/workers/sign-up",
+        data={
+            "council": council.slug,
+            "name": "Ann",
+            "email": "ann@example.org",
+            "phone": phone,
+            "postcode": "LS6 3AA",
+            "password": "a-long-password",
+        },
+    )
+
+
+def test_sign_up_stores_the_phone_as_e164_or_refuses_it(app: Flask) -> None:
+    council = CouncilFactory()
+    client = app.test_client()
+    bad = _sign_up(client, council, "0123")
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 200
+    assert "govuk-error-summary" in html
+    assert 'href="#phone"' in html
+    assert "Enter a valid phone number" in html
+    assert db.session.scalar(select(User).where(User.email == "ann@example.org")) is None
+    assert _sign_up(client, council, "07911 123 456").status_code == 302
+    user = db.session.scalar(select(User).where(User.email == "ann@example.org"))
+    assert user is not None
+    assert user.phone == "+447911123456"
+
+
+def test_provider_admin_adds_a_worker_with_an_e164_phone(app: Flask) -> None:
+    council = CouncilFactory()
+    admin = make_user(Role.PROVIDER_ADMIN, council=council)
+    make_organisation(council, admin)
+    client = sign_in(app.test_client(), admin)
+    form = {"name": "Bo Worker", "email": "bo@example.org"}
+    bad = client.post("/workers/team/add", data={**form, "phone": "07911 12"})
+    html = bad.get_data(as_text=True)
+    assert "govuk-error-summary" in html
+    assert 'href="#phone"' in html
+    assert db.session.scalar(select(User).where(User.email == "bo@example.org")) is None
+    ok = client.post("/workers/team/add", data={**form, "phone": "+44 (0)7911 123456"})
+    assert ok.status_code == 302
+    bo = db.session.scalar(select(User).where(User.email == "bo@example.org"))
+    assert bo is not None
+    assert bo.phone == "+447911123456"
+
+
+def test_profile_page_sets_the_phone_as_e164(app: Flask) -> None:
+    worker = make_worker(CouncilFactory(), approved=False)
+    client = sign_in(app.test_client(), worker)
+    form = {
+        "display_name": "New name",
+        "skills": ["autism"],
+        "languages": "English",
+        "gender": "female",
+        "postcode": "LS6 3AA",
+        "travel_radius_km": "10",
+        "hourly_rate": "18.50",
+        "evening_premium_percent": "0",
+        "weekend_premium_percent": "0",
+        "bank_holiday_premium_percent": "0",
+    }
+    bad = client.post(f"/workers/{worker.id}/profile", data={**form, "phone": "not a phone"})
+    html = bad.get_data(as_text=True)
+    assert "govuk-error-summary" in html
+    assert 'href="#phone"' in html
+    assert profile_for(worker).display_name != "New name"
+    ok = client.post(f"/workers/{worker.id}/profile", data={**form, "phone": "07911 123456"})
+    assert ok.status_code == 302
+    db.session.expire_all()
+    assert profile_for(worker).user.phone == "+447911123456"
+    assert 'value="+447911123456"' in client.get(f"/workers/{worker.id}/profile").get_data(
+        as_text=True
+    )
+    cleared = client.post(f"/workers/{worker.id}/profile", data={**form, "phone": ""})
+    assert cleared.status_code == 302
+    db.session.expire_all()
+    assert profile_for(worker).user.phone is None
