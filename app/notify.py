@@ -87,5 +87,9 @@ def status_callback_base(config: Mapping[str, Any]) -> str:
     )
 
 
-def status_callback_url(config: Mapping[str, Any]) -> str:
-    return f"{status_callback_base(config)}/twilio/status"
+def status_callback_url(config: Mapping[str, Any], *, outbox_id: int | None = None) -> str:
+    """Where Twilio reports on one message. With `outbox_id` the report names our own
+    row, so it is matched even when it arrives before the row has saved Twilio's SID
+    (Twilio signs the whole URL, query included)."""
+    url = f"{status_callback_base(config)}/twilio/status"
+    return url if outbox_id is None else f"{url}?outbox={outbox_id}"

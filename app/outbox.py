@@ -3,7 +3,10 @@
 `enqueue` only adds a row; `deliver_due` (a scheduled job) claims due rows with
 `FOR UPDATE SKIP LOCKED` on PostgreSQL, runs the handler for each row's kind, and on
 failure schedules a retry with exponential backoff until the last attempt, after which
-the row is `dead` and shows on the staff outbox page.
+the row is `dead` and shows on the staff outbox page. A message the provider accepted
+but later reports it could not deliver (Twilio's `undelivered`/`failed`) is made `dead`
+too, through `mark_failed`. Packages hear about dead messages through `on_failure`
+(the cascade puts a failed SMS or call on the incident's timeline).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app import audit
+from app.errors import DomainError
 from app.extensions import db
-from app.models import OutboxMessage, OutboxStatus
+from app.models import OutboxMessage, OutboxStatus, User
 from app.notify import DeliveryError, Notifier, Sent, status_callback_url
 
 log = logging.getLogger("outbox")
@@ -32,8 +37,14 @@ class DeliveryContext:
     now: datetime
 
 
+class OutboxError(DomainError):
+    """A staff action on the outbox was refused."""
+
+
 Handler = Callable[[OutboxMessage, DeliveryContext], Sent | None]
+FailureListener = Callable[[OutboxMessage, datetime], None]
 _HANDLERS: dict[str, Handler] = {}
+_FAILURE_LISTENERS: list[FailureListener] = []
 
 
 def handler(kind: str) -> Callable[[Handler], Handler]:
@@ -44,6 +55,30 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
         return func
 
     return decorator
+
+
+def on_failure(func: FailureListener) -> FailureListener:
+    """Register a function told about every message that has just gone `dead` (after
+    the last try, a permanent error, or a failure the provider reported later). It runs
+    in the caller's transaction and only flushes."""
+    if func not in _FAILURE_LISTENERS:
+        _FAILURE_LISTENERS.append(func)
+    return func
+
+
+def mark_failed(message: OutboxMessage, *, error: str, now: datetime) -> None:
+    """Make a message `dead` (shown to staff under "failed", who may try it again) and
+    tell the listeners. Only flushes. A listener's own failure is logged, never lets the
+    message slip back to unnoticed."""
+    message.status = OutboxStatus.DEAD
+    message.last_error = error[:2000]
+    log.error("outbox message %s is dead: %s", message.id, message.last_error)
+    for listener in _FAILURE_LISTENERS:
+        try:
+            with db.session.begin_nested():
+                listener(message, now)
+        except Exception:
+            log.exception("outbox failure listener %s failed for %s", listener, message.id)
 
 
 def enqueue(
@@ -82,7 +117,7 @@ def _deliver_sms(message: OutboxMessage, ctx: DeliveryContext) -> Sent:
     return ctx.notifier.send_sms(
         message.recipient or "",
         message.payload["body"],
-        status_callback=status_callback_url(ctx.config),
+        status_callback=status_callback_url(ctx.config, outbox_id=message.id),
     )
 
 
@@ -145,12 +180,12 @@ def deliver_one(
             sent = func(message, ctx)
     except Exception as exc:  # any provider failure is retried, never lost
         permanent = isinstance(exc, DeliveryError) and exc.permanent
-        message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        error = f"{type(exc).__name__}: {exc}"
         if permanent or message.attempts >= max_attempts:
-            message.status = OutboxStatus.DEAD
+            mark_failed(message, error=error, now=ctx.now)
             counts["dead"] += 1
-            log.error("outbox message %s is dead: %s", message.id, message.last_error)
         else:
+            message.last_error = error[:2000]
             message.next_attempt_at = ctx.now + backoff(message.attempts, base_seconds)
             counts["retry"] += 1
         return
@@ -163,10 +198,35 @@ def deliver_one(
     counts["sent"] += 1
 
 
-def retry_dead(message: OutboxMessage, *, now: datetime) -> OutboxMessage:
-    """Staff action: give a dead message a fresh set of attempts."""
+def retry_dead(message: OutboxMessage, *, by: User, now: datetime) -> OutboxMessage:
+    """Staff action: give a dead message a fresh set of attempts.
+
+    Only a dead message is sent again: a message waiting or already sent (perhaps
+    delivered) is refused, so a second click or a forged POST never texts anyone twice.
+    Each retry is audited."""
+    db.session.refresh(message, with_for_update=True)  # two clicks at once: one retry
+    if message.status is not OutboxStatus.DEAD:
+        raise OutboxError(
+            "Only a message that failed can be tried again. This one is "
+            + ("still waiting to be sent." if message.status is OutboxStatus.PENDING else "sent."),
+            code="not_failed",
+            status=409,
+        )
+    audit.record(
+        "outbox.message.retried",
+        actor=by,
+        council_id=message.council_id,
+        subject=message,
+        details={
+            "kind": message.kind,
+            "attempts": message.attempts,
+            "delivery_status": message.delivery_status,
+            "last_error": message.last_error,
+        },
+    )
     message.status = OutboxStatus.PENDING
     message.attempts = 0
+    message.delivery_status = None
     message.next_attempt_at = now
     db.session.commit()
     return message

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import requests
 from flask import abort, current_app, request
@@ -164,7 +164,7 @@ class _translated_errors:  # noqa: N801  (used as a `with` block, reads like one
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> Literal[False]:
         if exc is None or isinstance(exc, DeliveryError):
             return False
         if isinstance(exc, TwilioRestException):

@@ -8,6 +8,7 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
@@ -85,7 +86,12 @@ def outbox_retry(message_id: int) -> ResponseReturnValue:
         not current_user.has_role(Role.ADMIN) and message.council_id != current_user.council_id
     ):
         abort(404)
-    outbox.retry_dead(message, now=utcnow())
+    try:
+        outbox.retry_dead(message, by=current_user, now=utcnow())
+    except outbox.OutboxError as error:
+        flash(error.message, "error")
+        return redirect(url_for("main.outbox_page"))
+    flash("The message will be sent again in the next minute.", "success")
     return redirect(url_for("main.outbox_page", status="dead"))
 
 

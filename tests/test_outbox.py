@@ -158,3 +158,119 @@ def test_outbox_page_is_scoped_to_the_officers_council(client) -> None:  # type:
     assert "+447700900999" not in client.get("/staff/outbox").get_data(as_text=True)
     message = db.session.scalars(select(OutboxMessage)).one()
     assert client.post(f"/staff/outbox/{message.id}/retry").status_code == 404
+
+
+def test_a_message_that_is_not_dead_is_never_sent_again_by_a_retry(client) -> None:  # type: ignore[no-untyped-def]
+    from app.models import AuditEntry
+
+    officer = make_user(Role.COUNCIL_OFFICER)
+    delivered = outbox.enqueue(
+        "sms", recipient="+447700900123", payload={"body": "x"}, council_id=officer.council_id
+    )
+    waiting = outbox.enqueue(
+        "sms", recipient="+447700900124", payload={"body": "y"}, council_id=officer.council_id
+    )
+    assert delivered is not None
+    assert waiting is not None
+    delivered.status = OutboxStatus.SENT
+    delivered.attempts = 1
+    delivered.delivery_status = "delivered"
+    db.session.commit()
+    sign_in(client, officer)
+
+    for message in (delivered, waiting):
+        response = client.post(f"/staff/outbox/{message.id}/retry", follow_redirects=True)
+        assert response.status_code == 200
+        assert "Only a message that failed can be tried again" in response.get_data(as_text=True)
+
+    db.session.refresh(delivered)
+    assert (delivered.status, delivered.attempts, delivered.delivery_status) == (
+        OutboxStatus.SENT,
+        1,
+        "delivered",
+    )
+    notifier = FlakyNotifier()
+    outbox.deliver_due(notifier=notifier, config=_config(client.application), now=utcnow())
+    assert notifier.sent == [("+447700900124", "y")]  # the waiting one, once; never the other
+    assert (
+        db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "outbox.message.retried")
+        ).all()
+        == []
+    )
+
+
+def test_each_staff_retry_is_audited(client) -> None:  # type: ignore[no-untyped-def]
+    from app.models import AuditEntry
+
+    operator = make_user(Role.OPERATOR)
+    message = outbox.enqueue(
+        "sms", recipient="+447700900123", payload={"body": "x"}, council_id=operator.council_id
+    )
+    assert message is not None
+    db.session.commit()
+    outbox.deliver_due(
+        notifier=FlakyNotifier(failures=1, permanent=True),
+        config=_config(client.application),
+        now=utcnow(),
+    )
+    db.session.refresh(message)
+    assert message.status is OutboxStatus.DEAD
+    sign_in(client, operator)
+
+    assert client.post(f"/staff/outbox/{message.id}/retry").status_code == 302
+    # A second click finds it waiting again: refused, not audited twice.
+    client.post(f"/staff/outbox/{message.id}/retry")
+
+    [entry] = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "outbox.message.retried")
+    ).all()
+    assert (entry.actor_id, entry.council_id, entry.subject_type, entry.subject_id) == (
+        operator.id,
+        operator.council_id,
+        "OutboxMessage",
+        message.id,
+    )
+    assert "provider unavailable" in entry.details["last_error"]
+    db.session.refresh(message)
+    assert (message.status, message.attempts) == (OutboxStatus.PENDING, 0)
+
+
+def test_listeners_hear_of_each_message_that_goes_dead_once(app: Flask) -> None:
+    heard: list[tuple[int, str | None]] = []
+
+    def listener(message: OutboxMessage, now: object) -> None:
+        heard.append((message.id, message.last_error))
+
+    outbox.on_failure(listener)
+    try:
+        message = outbox.enqueue("sms", recipient="+447700900123", payload={"body": "x"})
+        assert message is not None
+        db.session.commit()
+        config = {**_config(app), "OUTBOX_MAX_ATTEMPTS": 2}
+        notifier = FlakyNotifier(failures=5)
+        outbox.deliver_due(notifier=notifier, config=config, now=utcnow())
+        assert heard == []  # a retry is not a failure
+        outbox.deliver_due(notifier=notifier, config=config, now=utcnow() + timedelta(hours=1))
+        assert heard == [(message.id, "DeliveryError: provider unavailable")]
+    finally:
+        outbox._FAILURE_LISTENERS.remove(listener)
+
+
+def test_a_failing_listener_does_not_undo_the_failure(app: Flask) -> None:
+    def broken(message: OutboxMessage, now: object) -> None:
+        raise RuntimeError("listener bug")
+
+    outbox.on_failure(broken)
+    try:
+        message = outbox.enqueue("sms", recipient="+447700900123", payload={"body": "x"})
+        assert message is not None
+        db.session.commit()
+        counts = outbox.deliver_due(
+            notifier=FlakyNotifier(failures=1, permanent=True), config=_config(app), now=utcnow()
+        )
+    finally:
+        outbox._FAILURE_LISTENERS.remove(broken)
+    assert counts["dead"] == 1
+    db.session.refresh(message)
+    assert message.status is OutboxStatus.DEAD

@@ -302,17 +302,24 @@ def test_delivery_reports_go_to_the_configured_callback_base(
     [message_id] = _queue(1, now)
     responses.post(MESSAGES_URL, json=message_json("SM" + "6" * 32), status=201)
     assert run_job("deliver_outbox", now=now) == {"sent": 1, "retry": 0, "dead": 0}
-    assert form_of(responses.calls[0])["StatusCallback"] == [f"{HOOKS}/twilio/status"]
+    path = f"/twilio/status?outbox={message_id}"  # the report names our row
+    assert form_of(responses.calls[0])["StatusCallback"] == [f"{HOOKS}{path}"]
 
     params = {"MessageSid": "SM" + "6" * 32, "MessageStatus": "delivered"}
     client = app.test_client()
-    forged = RequestValidator("not-the-token").compute_signature(f"{HOOKS}/twilio/status", params)
-    refused = client.post("/twilio/status", data=params, headers={"X-Twilio-Signature": forged})
+    forged = RequestValidator("not-the-token").compute_signature(f"{HOOKS}{path}", params)
+    refused = client.post(path, data=params, headers={"X-Twilio-Signature": forged})
     assert refused.status_code == 403
-    signed = RequestValidator(TOKEN).compute_signature(f"{HOOKS}/twilio/status", params)
-    accepted = client.post("/twilio/status", data=params, headers={"X-Twilio-Signature": signed})
+    signed = RequestValidator(TOKEN).compute_signature(f"{HOOKS}{path}", params)
+    accepted = client.post(path, data=params, headers={"X-Twilio-Signature": signed})
     assert accepted.status_code in (200, 204)
     message = db.session.get(OutboxMessage, message_id)
     assert message is not None
     db.session.refresh(message)
     assert message.delivery_status == "delivered"
+
+
+def test_the_api_timeout_comes_from_the_config() -> None:
+    notifier = make_notifier(twilio_config(TWILIO_TIMEOUT_SECONDS=4.5))
+    assert isinstance(notifier, TwilioNotifier)
+    assert notifier.client.http_client.timeout == 4.5
