@@ -120,5 +120,10 @@ def load_config(instance_path: str, environ: dict[str, str] | None = None) -> di
         "LOGIN_LOCK_MINUTES": int(env.get("LOGIN_LOCK_MINUTES", "15")),
         "OUTBOX_MAX_ATTEMPTS": int(env.get("OUTBOX_MAX_ATTEMPTS", "8")),
         "OUTBOX_BASE_DELAY_SECONDS": int(env.get("OUTBOX_BASE_DELAY_SECONDS", "30")),
+        # How long the Twilio SDK waits for Twilio's API before the outbox retries.
+        "TWILIO_TIMEOUT_SECONDS": float(env.get("TWILIO_TIMEOUT_SECONDS", "10")),
+        # The cascade's automated calls: how many to each contact, and how far apart.
+        "CASCADE_CALL_ATTEMPTS": int(env.get("CASCADE_CALL_ATTEMPTS", "2")),
+        "CASCADE_CALL_RETRY_MINUTES": int(env.get("CASCADE_CALL_RETRY_MINUTES", "3")),
         "PROXY_FIX_HOPS": int(env.get("PROXY_FIX_HOPS", "1" if production else "0")),
     }

@@ -18,16 +18,11 @@ from emergency import phone_services
     description="Queue automated calls to the contact each running cascade is waiting on",
 )
 def phone_cascade_calls(now: datetime) -> dict[str, Any]:
+    """CASCADE_CALL_ATTEMPTS calls to each contact, CASCADE_CALL_RETRY_MINUTES apart."""
     queued = phone_services.place_cascade_calls(
         now=now,
-        max_attempts=int(
-            current_app.config.get("CASCADE_CALL_ATTEMPTS", phone_services.DEFAULT_CALL_ATTEMPTS)
-        ),
-        retry_minutes=int(
-            current_app.config.get(
-                "CASCADE_CALL_RETRY_MINUTES", phone_services.DEFAULT_CALL_RETRY_MINUTES
-            )
-        ),
+        max_attempts=int(current_app.config["CASCADE_CALL_ATTEMPTS"]),
+        retry_minutes=int(current_app.config["CASCADE_CALL_RETRY_MINUTES"]),
     )
     return {"queued": queued}
 
