@@ -6,10 +6,22 @@ from __future__ import annotations
 
 import io
 
+import phonenumbers
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 
 CARD_SIZE = (85.6 * mm, 54 * mm)
+
+
+def _readable(phone: str) -> str:
+    """'+448000988234' → '0800 098 8234': the number as people dial it in the UK."""
+    try:
+        number = phonenumbers.parse(phone, "GB")
+    except phonenumbers.NumberParseException:
+        return phone
+    if not phonenumbers.is_valid_number(number):
+        return phone
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
 def wallet_card_pdf(*, scheme_name: str, line_phone: str, pin: str, is_test: bool = False) -> bytes:
@@ -29,7 +41,7 @@ def wallet_card_pdf(*, scheme_name: str, line_phone: str, pin: str, is_test: boo
     pdf.setFont("Helvetica", 8)
     pdf.drawString(4 * mm, height - 26 * mm, "In an emergency call (24 hours):")
     pdf.setFont("Helvetica-Bold", 13)
-    pdf.drawString(4 * mm, height - 33 * mm, line_phone)
+    pdf.drawString(4 * mm, height - 33 * mm, _readable(line_phone))
     pdf.setFont("Helvetica", 8)
     pdf.drawString(4 * mm, 9 * mm, "PIN")
     pdf.setFont("Helvetica-Bold", 14)

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from app.clock import london_today, utcnow
 from app.errors import DomainError
 from app.extensions import db
-from app.models import Role, User, UserRole
+from app.models import Council, Role, User, UserRole
 from app.security import roles_required
 from emergency import services
 from emergency.crypto import cipher_from_config
@@ -38,7 +38,7 @@ from emergency.forms import (
     NoteForm,
     PinForm,
 )
-from emergency.models import Card, CardStatus, Contact, PlanVersion
+from emergency.models import Card, CardStatus, Contact, IncidentStatus, PlanVersion
 from emergency.pins import format_pin, pin_hmac
 
 bp = Blueprint("emergency", __name__, url_prefix="/emergency")
@@ -520,8 +520,24 @@ def _incident(incident_id: int) -> Any:
 @bp.get("/incidents/<int:incident_id>")
 @roles_required(Role.OPERATOR)
 def incident(incident_id: int) -> ResponseReturnValue:
+    """The incident with its plan (each view of the plan is audited). `?live=1` is the
+    page's self-updating part (status and timeline): no plan in it, so no plan view to
+    audit, and no search for workers, however often it refreshes."""
     item = _incident(incident_id)
+    if request.args.get("live"):
+        return render_template("emergency/incident_live.html", **_live_parts(item))
     return _render_incident(item)
+
+
+def _live_parts(item: Any) -> dict[str, Any]:
+    """What changes by itself while an operator watches: the cascade, care, timeline."""
+    _contacts = item.plan_version.contacts  # loads every attempt's contact in one query
+    return {
+        "incident": item,
+        "attempts": services.cascade_attempts(item),
+        "events": services.events_of(item),
+        "arrived_at": services.care_arrived_at(item),
+    }
 
 
 def _render_incident(
@@ -543,25 +559,26 @@ def _render_incident(
         incident_id=item.id,
     )
     scheme = services.scheme_for(item.council_id)
-    events = services.events_of(item)
+    live = _live_parts(item)
+    events = live["events"]
     window_left = None
     warning = False
     if item.care_window_ends_at is not None:
         window_left = item.care_window_ends_at - now
         warning = window_left.total_seconds() <= scheme.window_warning_minutes * 60
     form = note_form or close_form
+    open_ = item.status is IncidentStatus.OPEN
     return render_template(
         "emergency/incident.html",
-        incident=item,
+        **live,
         view=view,
-        events=events,
         handovers=[e for e in events if e.kind == "handover"],
-        attempts=services.cascade_attempts(item),
         note_form=note_form or NoteForm(formdata=None),
         close_form=close_form or CloseForm(formdata=None),
         form=form,
+        # The marketplace search runs only while someone may still be booked.
         care=services.find_replacement_care(item, now=now)
-        if item.care_arranged_at is None
+        if open_ and item.care_arranged_at is None
         else None,
         scheme=scheme,
         window_left=window_left,
@@ -681,17 +698,35 @@ def close_incident(incident_id: int) -> ResponseReturnValue:
 # --- figures and audit -------------------------------------------------------------
 
 
+def _figures_council() -> tuple[int | None, list[Council]]:
+    """Whose figures: an officer's own council; an admin's choice (`?council=ID`), or
+    every council together. The councils an admin can choose from."""
+    if not current_user.has_role(Role.ADMIN):
+        return current_user.council_id, []
+    councils = list(db.session.scalars(select(Council).order_by(Council.name)))
+    chosen = request.args.get("council", type=int)
+    return (chosen if chosen in {c.id for c in councils} else None), councils
+
+
 @bp.get("/figures")
 @roles_required(*OFFICERS)
 def figures() -> ResponseReturnValue:
-    rows = services.weekly_figures(current_user.council_id or 0, now=utcnow())
-    return render_template("emergency/figures.html", rows=rows)
+    council_id, councils = _figures_council()
+    rows = services.weekly_figures(council_id, now=utcnow())
+    return render_template(
+        "emergency/figures.html",
+        rows=rows,
+        councils=councils,
+        chosen=council_id,
+        chosen_name=next((c.name for c in councils if c.id == council_id), None),
+    )
 
 
 @bp.get("/figures.csv")
 @roles_required(*OFFICERS)
 def figures_csv() -> ResponseReturnValue:
-    rows = services.weekly_figures(current_user.council_id or 0, now=utcnow())
+    council_id, _councils = _figures_council()
+    rows = services.weekly_figures(council_id, now=utcnow())
     return Response(
         services.figures_csv(rows),
         mimetype="text/csv",

@@ -5,6 +5,7 @@ initAll()
 // fetched again every SECONDS and swapped in place: no page reload, so nobody loses their
 // place. It waits while focus is inside it, and a button stops and restarts it (WCAG
 // 2.2.2). Without JavaScript the page keeps its "Refresh the list" link.
+// data-app-refresh-url fetches a lighter page that holds just the region instead.
 for (const region of document.querySelectorAll('[data-app-refresh]')) {
   const seconds = Math.max(Number(region.dataset.appRefresh) || 30, 10)
   let paused = false
@@ -20,7 +21,8 @@ for (const region of document.querySelectorAll('[data-app-refresh]')) {
   window.setInterval(async () => {
     if (paused || region.contains(document.activeElement)) return
     try {
-      const response = await fetch(window.location.href, { credentials: 'same-origin' })
+      const url = region.dataset.appRefreshUrl || window.location.href
+      const response = await fetch(url, { credentials: 'same-origin' })
       if (!response.ok) return
       const fresh = new DOMParser()
         .parseFromString(await response.text(), 'text/html')

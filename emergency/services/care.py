@@ -21,7 +21,7 @@ from booking.models.workers import VettingStatus, WorkerProfile
 from booking.services import postcodes, vetting
 from booking.services.bookings import make_emergency_booking
 from booking.services.search import search_workers
-from emergency.models import Incident, IncidentStatus
+from emergency.models import Incident, IncidentEvent, IncidentStatus
 from emergency.services.common import first_name, scheme_for
 from emergency.services.errors import EmergencyError
 from emergency.services.incidents import _require_open, add_incident_event
@@ -330,9 +330,37 @@ def arrange_replacement_care(
     return incident
 
 
+def care_arrived_at(incident: Incident) -> datetime | None:
+    """When the care worker's arrival was recorded (the first record), or None."""
+    return db.session.scalar(
+        select(func.min(IncidentEvent.created_at)).where(
+            IncidentEvent.incident_id == incident.id, IncidentEvent.kind == "care_arrived"
+        )
+    )
+
+
 def record_care_arrived(incident: Incident, *, by: User, now: datetime) -> Incident:
-    """The worker has arrived: the figure 'time to replacement care arriving' ends here."""
+    """The worker has arrived: the figure 'time to replacement care arriving' ends here.
+    Recorded once per incident: a second click (or a second operator) is refused, so
+    the figure and the carer's SMS are not repeated."""
     _require_open(incident)
+    # Two operators clicking at once: the second waits here, then sees the first record.
+    db.session.execute(select(Incident.id).where(Incident.id == incident.id).with_for_update())
+    arrived = care_arrived_at(incident)
+    if arrived is not None:
+        raise EmergencyError(
+            f"The care worker's arrival was already recorded at "
+            f"{to_london(arrived).strftime('%-I:%M%p').lower()}. Nothing has changed.",
+            code="already_recorded",
+            status=409,
+        )
+    if incident.care_arranged_at is None:
+        raise EmergencyError(
+            "No replacement care has been arranged for this incident yet, so no arrival "
+            "can be recorded.",
+            code="care_not_arranged",
+            status=409,
+        )
     add_incident_event(
         incident,
         kind="care_arrived",

@@ -11,7 +11,8 @@ import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
 from app.clock import london_today, start_of_london_day, to_london
 from app.extensions import db
@@ -56,25 +57,29 @@ def _median_minutes(values: list[timedelta]) -> float | None:
     return round(statistics.median(v.total_seconds() for v in values) / 60, 1)
 
 
-def weekly_figures(council_id: int, *, now: datetime, weeks: int = 8) -> list[WeekFigures]:
-    """One row per UK week (Monday to Sunday), newest first."""
+def weekly_figures(council_id: int | None, *, now: datetime, weeks: int = 8) -> list[WeekFigures]:
+    """One row per UK week (Monday to Sunday), newest first: one council's, or every
+    council's together (`council_id=None`, for admins)."""
     today = london_today(now)
     this_monday = today - timedelta(days=today.weekday())
     first_monday = this_monday - timedelta(weeks=weeks - 1)
-    incidents = db.session.scalars(
-        select(Incident).where(
-            Incident.council_id == council_id,
-            Incident.is_drill.is_(False),
-            Incident.opened_at >= start_of_london_day(first_monday),
-        )
-    ).all()
-    arrivals = {
-        incident_id: created
-        for incident_id, created in db.session.execute(
-            select(IncidentEvent.incident_id, IncidentEvent.created_at).where(
+    query = select(Incident).where(
+        Incident.is_drill.is_(False),
+        Incident.opened_at >= start_of_london_day(first_monday),
+    )
+    if council_id is not None:
+        query = query.where(Incident.council_id == council_id)
+    incidents = db.session.scalars(query).all()
+    # The first recorded arrival counts (a repeated record must not move the figure).
+    arrivals: dict[int, datetime] = {
+        incident_id: first
+        for incident_id, first in db.session.execute(
+            select(IncidentEvent.incident_id, func.min(IncidentEvent.created_at))
+            .where(
                 IncidentEvent.kind == "care_arrived",
                 IncidentEvent.incident_id.in_([i.id for i in incidents] or [0]),
             )
+            .group_by(IncidentEvent.incident_id)
         )
     }
     rows = []
@@ -150,7 +155,11 @@ def search_audit(
 ) -> list[AuditEntry]:
     """Audit entries of a council, newest first, filtered by action (prefix), by the
     person who acted (name or email contains) and by UK date range."""
-    query = select(AuditEntry).order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+    query = (
+        select(AuditEntry)
+        .options(selectinload(AuditEntry.actor))  # the page names each actor
+        .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+    )
     if council_id is not None:
         query = query.where(AuditEntry.council_id == council_id)
     if action:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app import audit
 from app.extensions import db
@@ -329,9 +330,11 @@ def open_incidents(council_id: int | None) -> list[Incident]:
 
 
 def events_of(incident: Incident) -> list[IncidentEvent]:
+    """The timeline, oldest first, with each line's actor loaded in one go."""
     return list(
         db.session.scalars(
             select(IncidentEvent)
+            .options(selectinload(IncidentEvent.actor))
             .where(IncidentEvent.incident_id == incident.id)
             .order_by(IncidentEvent.created_at, IncidentEvent.id)
         )

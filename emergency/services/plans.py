@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
 
 from app import audit, outbox
 from app.clock import london_today, to_london
@@ -436,9 +437,13 @@ def carer_own_plan(carer: User, *, cipher: FieldCipher, now: datetime) -> PlanVi
 
 
 def list_plans(council_id: int) -> list[Plan]:
+    """A council's plans, soonest review first, with their carers loaded in one go."""
     return list(
         db.session.scalars(
-            select(Plan).where(Plan.council_id == council_id).order_by(Plan.review_due)
+            select(Plan)
+            .options(selectinload(Plan.carer))
+            .where(Plan.council_id == council_id)
+            .order_by(Plan.review_due)
         )
     )
 
@@ -567,15 +572,19 @@ def send_plan_review_reminders(now: datetime) -> dict[str, int]:
     counts = {"reminded": 0, "overdue": 0}
     horizon = date.fromordinal(today.toordinal() + REMINDER_DAYS)
     due_soon = db.session.scalars(
-        select(Plan).where(
+        select(Plan)
+        .options(selectinload(Plan.carer), selectinload(Plan.writer))
+        .where(
             Plan.status == PlanStatus.ACTIVE,
             Plan.review_due <= horizon,
             Plan.review_due >= today,
+            or_(
+                Plan.review_reminder_sent_for.is_(None),
+                Plan.review_reminder_sent_for != Plan.review_due,
+            ),
         )
-    )
+    ).all()
     for plan in due_soon:
-        if plan.review_reminder_sent_for == plan.review_due:
-            continue
         when = plan.review_due.strftime("%-d %B %Y")
         carer_text = (
             f"Hello {first_name(plan.carer.name)}, your emergency plan is due for its yearly "
@@ -611,11 +620,13 @@ def send_plan_review_reminders(now: datetime) -> dict[str, int]:
         )
         counts["reminded"] += 1
     overdue = db.session.scalars(
-        select(Plan).where(Plan.status == PlanStatus.ACTIVE, Plan.review_due < today)
-    )
+        select(Plan).where(
+            Plan.status == PlanStatus.ACTIVE,
+            Plan.review_due < today,
+            or_(Plan.overdue_flagged_for.is_(None), Plan.overdue_flagged_for != Plan.review_due),
+        )
+    ).all()
     for plan in overdue:
-        if plan.overdue_flagged_for == plan.review_due:
-            continue
         plan.overdue_flagged_for = plan.review_due
         audit.record(
             "emergency.plan_review_overdue",

@@ -158,3 +158,44 @@ def test_review_reminders_then_overdue(app: Flask, now: datetime) -> None:
         )
     )
     assert flagged is not None
+
+
+def test_review_reminders_load_carers_and_writers_in_one_go(
+    now: datetime, sql_count: list[str]
+) -> None:
+    """The job's queries for people do not grow with the number of plans it reminds."""
+    from app.models import Council, Role
+    from app.scheduler import run_job
+    from tests.factories import make_user
+
+    scene = make_scene()
+    council_id = scene.council.id
+    soon = (now + timedelta(days=10)).date()
+
+    def plans_due_soon(count: int) -> None:
+        council = db.session.get(Council, council_id)
+        assert council is not None
+        for _ in range(count):
+            plan = services.create_plan(
+                council=council,
+                carer=make_user(Role.CARER, council=council),
+                writer=make_user(Role.PLAN_WRITER, council=council),
+                answers=plan_answers(1),
+                cipher=cipher(),
+                now=now,
+            )
+            plan.review_due = soon
+        db.session.commit()
+
+    def people_queries() -> tuple[int, list[str]]:
+        db.session.expunge_all()
+        start = len(sql_count)
+        result = run_job("plan_review_reminders", now)
+        return result["reminded"], [s for s in sql_count[start:] if "FROM users" in s]
+
+    plans_due_soon(1)
+    reminded_one, one = people_queries()
+    plans_due_soon(6)
+    reminded_many, many = people_queries()
+    assert (reminded_one, reminded_many) == (1, 6)  # each plan reminded once only
+    assert len(many) == len(one)

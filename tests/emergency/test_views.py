@@ -27,7 +27,9 @@ from tests.emergency.factories import (
     make_scene,
     make_worker_free_now,
     pin_key,
+    plan_answers,
 )
+from tests.factories import make_user
 from tests.helpers import sign_in
 
 SUMMARY = "govuk-error-summary"
@@ -302,6 +304,9 @@ def test_card_issue_shows_pin_once_and_pdf_is_credit_card_size(
     assert abs(float(box.group(2)) - 54 * mm) < 0.5
     text = raw
     assert f"({pin[:4]} {pin[4:]})" in text
+    assert "(Test Carers' Emergency Card)" in text  # the scheme's name …
+    assert "(0800 098 8234)" in text  # … and its 24-hour number (+448000988234)
+    assert "(In an emergency call \\(24 hours\\):)" in text
     assert "Margaret" not in text
     assert scene.carer.name not in text
     assert (
@@ -540,3 +545,133 @@ def test_a_test_plan_made_on_the_form_runs_a_drill_that_contacts_nobody_real(
     sign_in(client, scene.officer)
     csv_lines = client.get("/emergency/figures.csv").get_data(as_text=True).splitlines()
     assert csv_lines[1].split(",")[1:3] == ["0", "0"]  # no incident, no call this week
+
+
+# --- the same number of queries however much there is to show ------------------------
+
+
+def _queries(client: FlaskClient, url: str, sql_count: list[str]) -> list[str]:
+    """The SQL one GET runs, starting from an empty session (nothing cached)."""
+    db.session.expunge_all()
+    start = len(sql_count)
+    response = client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    return sql_count[start:]
+
+
+def _timeline_by_new_operators(incident_id: int, council_id: int, count: int) -> None:
+    from app.models import Council, Role
+
+    council = db.session.get(Council, council_id)
+    incident = db.session.get(Incident, incident_id)
+    assert council is not None
+    assert incident is not None
+    for n in range(count):
+        person = make_user(Role.OPERATOR, council=council, name=f"Night Operator {n}")
+        services.record_operator_event(
+            incident, kind="note", text=f"Rang the GP ({n})", operator=person, now=utcnow()
+        )
+
+
+def test_incident_page_and_its_live_part_run_a_fixed_number_of_queries(
+    client: FlaskClient, now: datetime, sql_count: list[str]
+) -> None:
+    """Timeline actors are loaded in one go; the self-updating part is no plan view (no
+    audit entry), runs no worker search and holds no plan details."""
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    sign_in(client, scene.operator)
+    location = client.post("/emergency/console", data={"pin": issued.pin}).headers["Location"]
+    incident_id = int(location.rstrip("/").rsplit("/", 1)[1])
+    council_id = scene.council.id
+    live = f"{location}?live=1"
+    _timeline_by_new_operators(incident_id, council_id, 2)
+    client.get(location)  # warm up: the first request of a test loads more
+    page_few, live_few = _queries(client, location, sql_count), _queries(client, live, sql_count)
+    _timeline_by_new_operators(incident_id, council_id, 12)
+    page_many, live_many = _queries(client, location, sql_count), _queries(client, live, sql_count)
+    assert len(page_many) == len(page_few)
+    assert len(live_many) == len(live_few)
+    assert len(live_few) < len(page_few)
+    assert not [s for s in live_many if "worker_profiles" in s]  # no search for workers
+    assert [s for s in page_many if "worker_profiles" in s]  # the full page still offers it
+
+    def plan_views() -> int:
+        return len(
+            db.session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "emergency.plan_viewed")
+            ).all()
+        )
+
+    before = plan_views()
+    fragment = client.get(live).get_data(as_text=True)
+    assert plan_views() == before  # a refresh of the live part is not a plan view
+    assert 'id="incident-live"' in fragment
+    assert "Night Operator 11" in fragment
+    assert SECRET_MEDICINE not in fragment
+    assert "Margaret" not in fragment
+    page = client.get(location).get_data(as_text=True)
+    assert plan_views() == before + 1  # every view of the plan itself is audited
+    assert f'data-app-refresh-url="/emergency/incidents/{incident_id}?live=1"' in page
+
+
+def test_audit_log_and_plans_list_run_a_fixed_number_of_queries(
+    client: FlaskClient, now: datetime, sql_count: list[str]
+) -> None:
+    from app.models import Council, Role, User
+
+    scene = make_scene()
+    council_id = scene.council.id
+    officer_id = scene.officer.id
+
+    def more_plans(count: int) -> None:
+        council = db.session.get(Council, council_id)
+        writer = db.session.scalar(
+            select(User).where(User.council_id == council_id, User.name == "Rita Writer")
+        )
+        assert council is not None
+        assert writer is not None
+        for _ in range(count):
+            carer = make_user(Role.CARER, council=council)
+            plan = services.create_plan(
+                council=council,
+                carer=carer,
+                writer=writer,
+                answers=plan_answers(1),
+                cipher=cipher(),
+                now=now,
+            )
+            viewer = make_user(Role.PLAN_WRITER, council=council)
+            services.view_plan(plan, viewer=viewer, cipher=cipher(), now=now)
+
+    more_plans(2)
+    officer = db.session.get(User, officer_id)
+    assert officer is not None
+    sign_in(client, officer)
+    client.get("/emergency/plans")  # warm up
+    plans_few = _queries(client, "/emergency/plans", sql_count)
+    audit_few = _queries(client, "/emergency/audit", sql_count)
+    more_plans(8)
+    plans_many = _queries(client, "/emergency/plans", sql_count)
+    audit_many = _queries(client, "/emergency/audit", sql_count)
+    assert len(plans_many) == len(plans_few)
+    assert len(audit_many) == len(audit_few)
+    listing = client.get("/emergency/plans").get_data(as_text=True)
+    assert listing.count('href="/emergency/plans/') == 10
+
+
+def test_plans_list_flags_overdue_reviews(client: FlaskClient, now: datetime) -> None:
+    scene = make_scene()
+    overdue = make_plan(scene, now=now)
+    overdue.review_due = (now - timedelta(days=3)).date()  # a year on, not reviewed
+    current = make_plan(scene, now=now)
+    db.session.commit()
+    sign_in(client, scene.writer)
+    html = client.get("/emergency/plans").get_data(as_text=True)
+    rows = {
+        plan.id: html[html.index(f">Plan {plan.id}<") :].split("</tr>", 1)[0]
+        for plan in (overdue, current)
+    }
+    assert "Overdue" in rows[overdue.id]
+    assert "govuk-tag--red" in rows[overdue.id]
+    assert "Overdue" not in rows[current.id]
