@@ -47,6 +47,44 @@ def make_card(localstripe_url: str, number: str = "4242424242424242") -> str:
     return str(response.json()["id"])
 
 
+def list_all(localstripe_url: str, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every object of a list on the local Stripe server, read page by page: it lists 10
+    by default, oldest first, so a plain list misses ours once earlier tests made more."""
+    found: list[dict[str, Any]] = []
+    query: dict[str, Any] = {**params, "limit": 100}
+    while True:
+        page = requests.get(
+            f"{localstripe_url}{path}", auth=(STRIPE_TEST_KEY, ""), params=query, timeout=5
+        )
+        page.raise_for_status()
+        body = page.json()
+        found += body["data"]
+        if not body["has_more"] or not body["data"]:
+            return found
+        query["starting_after"] = body["data"][-1]["id"]
+
+
+def intents_for_card(localstripe_url: str, payment_method_id: str) -> list[dict[str, Any]]:
+    """Every PaymentIntent on the local Stripe server made with this card."""
+    return [
+        intent
+        for intent in list_all(localstripe_url, "/v1/payment_intents")
+        if intent["payment_method"] == payment_method_id
+    ]
+
+
+def remote_intent(localstripe_url: str, intent_id: str) -> dict[str, Any]:
+    """One PaymentIntent as the local Stripe server has it, with its charge."""
+    response = requests.get(
+        f"{localstripe_url}/v1/payment_intents/{intent_id}",
+        auth=(STRIPE_TEST_KEY, ""),
+        params={"expand[]": "latest_charge"},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return dict(response.json())
+
+
 def make_top_up_booking(
     *,
     now: datetime,
@@ -55,9 +93,11 @@ def make_top_up_booking(
     backend: str = payments.LEDGER,
     payment_method_id: str | None = None,
     worker: User | None = None,
+    carer: User | None = None,
 ) -> TopUpBooking:
-    """A requested break costing more than the budget holds, the rest by card."""
-    carer = make_carer()
+    """A requested break costing more than the budget holds, the rest by card. A new
+    carer (in a new council) unless one is given; the worker is in the carer's council."""
+    carer = carer or make_carer(council=worker.council if worker is not None else None)
     budget = make_budget(carer, award_pence=award_pence, now=now)
     worker = worker or make_user(Role.WORKER, council=carer.council)
     top_up = price_pence - ledger.balance(budget).available_pence

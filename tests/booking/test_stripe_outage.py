@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 import requests
 import responses
 from sqlalchemy import select
@@ -14,7 +15,13 @@ from app.models import OutboxMessage, OutboxStatus
 from booking.models.bookings import BookingStatus
 from booking.models.payments import PaymentStatus
 from booking.services import payments
-from tests.booking.factories_payments import deliver_outbox, make_card, make_top_up_booking
+from tests.booking.factories_payments import (
+    deliver_outbox,
+    intents_for_card,
+    make_card,
+    make_top_up_booking,
+    remote_intent,
+)
 
 
 def test_stripe_down_then_back_authorises_once(localstripe: str, now: datetime) -> None:
@@ -58,9 +65,39 @@ def test_stripe_down_then_back_authorises_once(localstripe: str, now: datetime) 
     db.session.refresh(made.payment)
     assert made.payment.status is PaymentStatus.AUTHORISED
     assert seen_keys == [f"payment-{made.payment.id}-attempt-1-authorise"]
-    intents = requests.get(
-        f"{localstripe}/v1/payment_intents", auth=("sk_test_localstripe", ""), timeout=5
-    ).json()["data"]
-    ours = [i for i in intents if i["payment_method"] == card]
-    assert len(ours) == 1
+    # One reservation on the card, the one we stored (found by our id, and by the card
+    # among every intent on the server, so the tests that ran before do not matter).
+    intent_id = made.payment.stripe_payment_intent_id
+    assert intent_id
+    assert remote_intent(localstripe, intent_id)["status"] == "requires_capture"
+    assert [i["id"] for i in intents_for_card(localstripe, card)] == [intent_id]
     assert made.booking.status is BookingStatus.REQUESTED
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type"),
+    [(429, "rate_limit_error"), (502, "api_error"), (503, "api_error")],
+)
+def test_rate_limits_and_server_errors_are_retried(
+    localstripe: str, now: datetime, status: int, error_type: str
+) -> None:
+    made = make_top_up_booking(now=now, backend=payments.STRIPE, payment_method_id="pm_card_visa")
+
+    with responses.RequestsMock() as stripe_busy:
+        stripe_busy.post(
+            f"{localstripe}/v1/payment_intents",
+            status=status,
+            json={"error": {"type": error_type, "message": "Try again later"}},
+        )
+        result = deliver_outbox(now)
+
+    assert result["retry"] == 1
+    message = db.session.scalar(
+        select(OutboxMessage).where(OutboxMessage.kind == "stripe.authorise")
+    )
+    assert message is not None
+    assert message.status is OutboxStatus.PENDING
+    db.session.refresh(made.payment)
+    assert made.payment.status is PaymentStatus.AUTHORISING
+    assert made.payment.failure_message is None
+    assert db.session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "email")) is None
