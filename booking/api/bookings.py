@@ -25,8 +25,13 @@ BOOKING_ERRORS = [
     (422, "too_late"),
     (422, "too_far_ahead"),
     (422, "not_quarter_hour"),
+    (422, "outside_travel_radius"),
+    (422, "invalid_postcode"),
+    (422, "unknown_postcode"),
     (402, "insufficient_budget"),
 ]
+# Ids are 32-bit integer columns: a bigger one is a 422 on the field, never a 500.
+MAX_ID = 2**31 - 1
 
 
 def _moment(value: Any) -> datetime:
@@ -47,7 +52,7 @@ def _moment(value: Any) -> datetime:
 
 
 class BookingIn(ApiModel):
-    worker_id: int = Field(gt=0)
+    worker_id: int = Field(gt=0, le=MAX_ID)
     starts_at: datetime
     ends_at: datetime
     postcode: str = Field(min_length=2, max_length=10)
@@ -226,10 +231,10 @@ def list_bookings(*, user: User) -> BookingList:
 @api.operation(
     "/bookings/<int:booking_id>/accept",
     method="POST",
-    summary="The worker accepts a request",
+    summary="The worker accepts a request (not while its card part is unpaid)",
     roles=[Role.WORKER],
     response=StatusOut,
-    errors=[(404, "not_found"), (409, "wrong_status")],
+    errors=[(404, "not_found"), (409, "wrong_status"), (409, "top_up_not_secured")],
     idempotent=True,
 )
 def accept_booking(*, user: User, booking_id: int) -> StatusOut:

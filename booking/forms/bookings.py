@@ -26,10 +26,18 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 TIME_PATTERN = r"^\s*([01]?\d|2[0-3])[:.]?([0-5]\d)\s*$"
 TIME_MESSAGE = "Enter a time in 24-hour format, like 09:30 or 17:00"
+# Ids are 32-bit integer columns: a bigger number is refused here with a message, never
+# passed to the database (SQLite overflows, PostgreSQL raises a DataError: a 500 either way).
+MAX_ID = 2**31 - 1
+WORKER_NUMBER_MESSAGE = "Enter the worker number shown on the worker's page"
+
+
+def id_range(message: str) -> NumberRange:
+    return NumberRange(min=1, max=MAX_ID, message=message)
 
 
 def parse_time(text: str) -> time:
@@ -54,7 +62,7 @@ class BookForm(FlaskForm):
     worker_id = IntegerField(
         "Worker number",
         widget=GovTextInput(),
-        validators=[InputRequired("Choose a worker first")],
+        validators=[InputRequired("Choose a worker first"), id_range(WORKER_NUMBER_MESSAGE)],
     )
     day = DateField(
         "Date of the break",
@@ -198,8 +206,19 @@ class ResolveDisputeForm(FlaskForm):
     submit = SubmitField("Settle the dispute", widget=GovSubmitInput())
 
 
+class NoShowForm(FlaskForm):
+    reason = TextAreaField(
+        "Anything the council should know? (optional)",
+        widget=GovTextArea(),
+        validators=[Optional(), Length(max=500, message="Use 500 characters or fewer")],
+    )
+    submit = SubmitField("Yes, the worker did not come", widget=GovSubmitInput())
+
+
 class WaitForm(FlaskForm):
-    worker_id = IntegerField(widget=GovTextInput(), validators=[InputRequired()])
+    worker_id = IntegerField(
+        widget=GovTextInput(), validators=[InputRequired(), id_range(WORKER_NUMBER_MESSAGE)]
+    )
     day = DateField(
         "Date",
         format="%d %m %Y",
@@ -219,5 +238,9 @@ class WaitForm(FlaskForm):
         widget=GovTextInput(),
         validators=[DataRequired("Enter the end time"), Regexp(TIME_PATTERN, message=TIME_MESSAGE)],
     )
-    carer_id = IntegerField(widget=GovTextInput(), validators=[Optional()])
+    carer_id = IntegerField(
+        widget=GovTextInput(), validators=[Optional(), id_range("Choose who the break is for")]
+    )
+    postcode = StringField(widget=GovTextInput(), validators=[Optional(), Length(max=10)])
+    address = StringField(widget=GovTextInput(), validators=[Optional(), Length(max=500)])
     submit = SubmitField("Tell me if it frees up", widget=GovSubmitInput())

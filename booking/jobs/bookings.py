@@ -28,12 +28,23 @@ def expire_booking_requests(now: datetime) -> str:
 @job(
     "booking_reminders",
     trigger="cron",
-    hour=17,
     minute=0,
-    description="Remind carers and workers the day before a confirmed break",
+    description="Remind carers and workers of a confirmed break, from 17:00 UK time the day "
+    "before (hourly, so a missed run is caught up; each break once)",
 )
 def booking_reminders(now: datetime) -> str:
     return f"reminded about {service.send_reminders(now=now)} breaks"
+
+
+@job(
+    "record_break_reminders",
+    trigger="interval",
+    hours=1,
+    description="Remind the worker, once, to record a confirmed break still not recorded "
+    "24 hours after it ended",
+)
+def record_break_reminders(now: datetime) -> str:
+    return f"reminded workers to record {service.remind_to_record(now=now)} breaks"
 
 
 @job(

@@ -94,6 +94,9 @@ class Booking(Base):
     # One-time token of the booking form, so a double-submitted form books once.
     form_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     incident_ref: Mapped[str | None] = mapped_column(String(64))
+    # What the reminder jobs have sent, so each goes once even when they run hourly.
+    reminder_sent_at: Mapped[datetime | None]
+    record_reminder_sent_at: Mapped[datetime | None]
 
     council: Mapped[Council] = relationship()
     carer: Mapped[User | None] = relationship(foreign_keys=[carer_id])
@@ -185,6 +188,9 @@ class WaitingListEntry(Base):
     worker_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
+    # Where the break would be, so the offer's "book it" link can fill the form in.
+    postcode: Mapped[str | None] = mapped_column(String(10))
+    address: Mapped[str | None] = mapped_column(Text)
     status: Mapped[WaitStatus] = mapped_column(default=WaitStatus.WAITING)
     offered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -21,11 +21,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from app import audit, outbox
 from app.clock import london_today, london_wall_clock, to_london
@@ -46,7 +47,7 @@ from booking.models.bookings import (
 from booking.models.budgets import Budget
 from booking.models.workers import Favourite, WorkerProfile
 from booking.services import budgets as budget_service
-from booking.services import ledger, payments, pricing, vetting
+from booking.services import ledger, payments, postcodes, pricing, vetting
 from booking.services.ledger import InsufficientBudget
 from booking.services.search import SearchResult, check_bookable, search_workers
 from booking.services.workers import SKILLS, WorkerNotBookable, profile_of
@@ -63,6 +64,10 @@ GOOD_RATING = 4  # a rating this high makes the worker one of the carer's favour
 NOTES_MAX = 2000
 # How far the worker's recorded times may stray from the booked slot.
 COMPLETION_SLACK = timedelta(hours=2)
+# The day-before reminder is due at this UK time on the day before the break.
+REMINDER_TIME = time(17, 0)
+# A confirmed break still not recorded this long after it ended: remind the worker once.
+RECORD_REMINDER_AFTER = timedelta(hours=24)
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -106,6 +111,21 @@ class WrongStatus(BookingError):
 class NotActingForCarer(BookingError):
     code = "forbidden"
     status = 403
+
+
+class OutsideTravelRadius(BookingError):
+    """The break's postcode is further away than the worker said they travel."""
+
+    code = "outside_travel_radius"
+    status = 422
+
+
+class TopUpNotSecured(BookingError):
+    """The card part of the break is not reserved yet (no card, refused, or still being
+    checked), so the worker may not accept it: they could work a break nobody pays for."""
+
+    code = "top_up_not_secured"
+    status = 409
 
 
 # --- who may see and act ---------------------------------------------------------------
@@ -195,6 +215,22 @@ def worker_name(worker_id: int) -> str:
     return user.name if user is not None else "the worker"
 
 
+def worker_names(worker_ids: Collection[int]) -> dict[int, str]:
+    """Names of many workers in one query (for lists): the profile's display name, else
+    the person's name; any id not found is "the worker"."""
+    wanted = set(worker_ids)
+    names = dict.fromkeys(wanted, "the worker")
+    if wanted:
+        rows = db.session.execute(
+            select(User.id, WorkerProfile.display_name, User.name)
+            .outerjoin(WorkerProfile, WorkerProfile.user_id == User.id)
+            .where(User.id.in_(wanted))
+        ).all()
+        for user_id, display_name, name in rows:
+            names[user_id] = display_name or name
+    return names
+
+
 # --- messages (short, plain, never any health detail) ---------------------------------
 
 
@@ -212,6 +248,43 @@ def _sms(user: User | None, body: str, *, council_id: int, key: str) -> None:
         payload={"body": body},
         council_id=council_id,
         dedupe_key=f"sms:{key}:{user.id}",
+    )
+
+
+# E-mail subjects by the last part of a message's key ("booking:12:confirmed").
+SUBJECTS = {
+    "requested": "New break request",
+    "confirmed": "Your break is confirmed",
+    "declined": "Your break request was declined",
+    "expired": "Your break request was not answered",
+    "cancelled": "A break has been cancelled",
+    "completed": "Your break is finished",
+    "resolved": "About your disputed break",
+    "reminder": "Reminder: your break is coming up",
+    "record": "Please record your break",
+    "no_show": "A break was recorded as missed",
+    "offered": "A time you waited for is free",
+    "emergency": "Emergency break booked with you",
+}
+
+
+def _tell(user: User | None, body: str, *, council_id: int, key: str) -> None:
+    """Tell a carer or worker about their break: by SMS to their mobile or, when they
+    have none (a carer's mobile is optional), the same words by e-mail. Both go through
+    the outbox in the caller's transaction, with dedupe keys."""
+    if user is None:
+        return
+    if user.phone:
+        _sms(user, body, council_id=council_id, key=key)
+        return
+    if not user.email:
+        return
+    outbox.enqueue(
+        "email",
+        recipient=user.email,
+        payload={"subject": SUBJECTS.get(key.rsplit(":", 1)[-1], "About your break"), "body": body},
+        council_id=council_id,
+        dedupe_key=f"email:{key}:{user.id}",
     )
 
 
@@ -303,6 +376,26 @@ def check_times(
         )
 
 
+def check_travel(profile: WorkerProfile, postcode: str | None) -> postcodes.Place:
+    """The break's place must be within the worker's travel radius. Search lists only
+    workers who reach the postcode, but a booking (a link, "book again", the API) can name
+    any worker, so the rule is checked again here. PostcodeError for a bad postcode."""
+    place = postcodes.locate(postcode or "")
+    if profile.latitude is None or profile.longitude is None:
+        raise WorkerNotBookable("This worker has not said where they travel from yet.")
+    distance = postcodes.haversine_km(
+        place.latitude, place.longitude, profile.latitude, profile.longitude
+    )
+    if distance > profile.travel_radius_km:
+        name, radius = profile.display_name, profile.travel_radius_km
+        raise OutsideTravelRadius(
+            f"{name} travels up to {radius} km, and {place.postcode} is about "
+            f"{round(distance)} km away. Choose a worker who is nearer.",
+            fields={"postcode": f"{place.postcode} is further away than {name} travels"},
+        )
+    return place
+
+
 def _overlapping(worker_id: int, starts_at: datetime, ends_at: datetime) -> Booking | None:
     return db.session.scalar(
         select(Booking)
@@ -367,28 +460,73 @@ class Quote:
     instant: bool
     cancellation_fee_pence: int
     free_until: datetime
+    weeks: int = 1
+    # Every week's price added up (each week priced on its own date: premiums and clock
+    # changes can make weeks differ); the same as `price_pence` for a single break.
+    total_price_pence: int = 0
 
     @property
     def balance_after_pence(self) -> int:
-        return self.available_pence - self.price_pence + self.top_up_pence
+        """What is left once every week of the booking is paid for."""
+        return self.available_pence - self.total_price_pence + self.top_up_pence
 
     @property
     def covered(self) -> bool:
         return self.top_up_pence == 0
 
 
+def weekly_times(
+    starts_at: datetime, ends_at: datetime, weeks: int
+) -> list[tuple[date, datetime, datetime]]:
+    """The same UK wall-clock time each week: (UK date, start, end) for each week."""
+    first_start, first_end = to_london(starts_at), to_london(ends_at)
+    times = []
+    for week in range(weeks):
+        shift = timedelta(days=7 * week)
+        times.append(
+            (
+                first_start.date() + shift,
+                london_wall_clock(first_start.date() + shift, first_start.time()),
+                london_wall_clock(first_end.date() + shift, first_end.time()),
+            )
+        )
+    return times
+
+
+def _check_weeks(weeks: int) -> None:
+    if not 1 <= weeks <= MAX_REGULAR_WEEKS:
+        raise BookingError(
+            "Regular breaks can be booked up to 4 weeks ahead.",
+            fields={"weeks": "Choose between 1 and 4 weeks"},
+        )
+
+
 def quote_booking(
-    *, carer: User, worker_id: int, starts_at: datetime, ends_at: datetime, now: datetime
+    *,
+    carer: User,
+    worker_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    postcode: str | None,
+    now: datetime,
+    weeks: int = 1,
 ) -> Quote:
-    """Check every rule and quote the price and the balance after it, writing nothing."""
+    """Check every rule and quote the price and the balance after it (after all the weeks
+    of a regular booking), writing nothing."""
+    _check_weeks(weeks)
     profile = profile_of(worker_id)
     if profile is None or profile.council_id != carer.council_id:
         raise WorkerNotBookable("This worker cannot take bookings at the moment.")
     check_times(starts_at, ends_at, now=now, profile=profile)
     check_bookable(worker_id=worker_id, starts_at=starts_at, ends_at=ends_at, now=now)
+    check_travel(profile, postcode or carer.postcode)
     if _overlapping(worker_id, starts_at, ends_at) is not None:
         raise _slot_taken()
     price = pricing.quote_price(profile, starts_at, ends_at)
+    total = sum(
+        pricing.quote_price(profile, week_start, week_end)
+        for _day, week_start, week_end in weekly_times(starts_at, ends_at, weeks)
+    )
     budget = ledger.current_budget(carer.id, today=london_today(now))
     available = ledger.balance(budget).available_pence if budget is not None else 0
     council = db.session.get(Council, carer.council_id)
@@ -399,10 +537,12 @@ def quote_booking(
         ends_at=ends_at,
         price_pence=price,
         available_pence=available,
-        top_up_pence=max(0, price - max(available, 0)),
+        top_up_pence=max(0, total - max(available, 0)),
         instant=_instant(carer.id, profile),
         cancellation_fee_pence=min(council.cancellation_fee_pence if council else 0, price),
         free_until=starts_at - FREE_CANCELLATION,
+        weeks=weeks,
+        total_price_pence=total,
     )
 
 
@@ -488,6 +628,7 @@ def request_booking(
         raise WorkerNotBookable("This worker cannot take bookings at the moment.")
     check_times(starts_at, ends_at, now=now, profile=profile)
     check_bookable(worker_id=worker_id, starts_at=starts_at, ends_at=ends_at, now=now)
+    place = check_travel(profile, postcode or carer.postcode)
     if _overlapping(worker_id, starts_at, ends_at) is not None:
         raise _slot_taken()
     price = pricing.quote_price(profile, starts_at, ends_at)
@@ -522,7 +663,7 @@ def request_booking(
         hold_pence=price,
         top_up_pence=top_up_pence,
         rates=_rates_of(profile),
-        postcode=(postcode or "").strip().upper() or None,
+        postcode=place.postcode if postcode else None,
         address=(address or "").strip() or None,
         notes=notes,
         share_notes=bool(share_notes and notes),
@@ -549,6 +690,16 @@ def request_booking(
                 now=now,
                 backend=payment_backend,
             )
+            if instant and not payments.top_up_secured(booking):
+                # The card part is not reserved yet: the worker is asked to accept once
+                # it is, as for any request, instead of being booked for unpaid work.
+                instant = False
+                booking.status = BookingStatus.REQUESTED
+                booking.instant = False
+                booking.confirmed_at = None
+                booking.respond_by = min(
+                    now + timedelta(hours=profile.response_deadline_hours), starts_at
+                )
         ledger.hold(
             budget,
             price,
@@ -575,21 +726,21 @@ def request_booking(
         )
         worker = db.session.get(User, worker_id)
         if instant:
-            _sms(
+            _tell(
                 worker,
                 f"New break booked with you: {_when(starts_at)} to "
                 f"{_when(ends_at)[-7:].strip()}. See it in your bookings.",
                 council_id=booking.council_id,
                 key=f"booking:{booking.id}:confirmed",
             )
-            _sms(
+            _tell(
                 carer,
                 f"Your break with {profile.display_name} on {_when(starts_at)} is confirmed.",
                 council_id=booking.council_id,
                 key=f"booking:{booking.id}:confirmed",
             )
         else:
-            _sms(
+            _tell(
                 worker,
                 f"New break request for {_when(starts_at)}. Please accept or decline by "
                 f"{_when(booking.respond_by or starts_at)}.",
@@ -648,26 +799,16 @@ def request_regular_bookings(
     is its own booking (its own transaction); the outcome says which dates could not be
     booked and why. Paying part by card (`top_up`) is for a single break only: one card
     authorisation lasts days, not weeks."""
-    if not 1 <= weeks <= MAX_REGULAR_WEEKS:
-        raise BookingError(
-            "Regular breaks can be booked up to 4 weeks ahead.",
-            fields={"weeks": "Choose between 1 and 4 weeks"},
-        )
+    _check_weeks(weeks)
     if top_up and weeks > 1:
         raise BookingError(
             "Paying part of a break by card works for one break at a time.",
             fields={"weeks": "Choose just this once to pay part by card"},
         )
     series_key = secrets.token_hex(8) if weeks > 1 else None
-    first_start, first_end = to_london(starts_at), to_london(ends_at)
     outcomes: list[WeekOutcome] = []
-    for week in range(weeks):
-        shift = timedelta(days=7 * week)
-        week_start = london_wall_clock(first_start.date() + shift, first_start.time())
-        week_end = london_wall_clock(first_end.date() + shift, first_end.time())
-        outcome = WeekOutcome(
-            day=first_start.date() + shift, starts_at=week_start, ends_at=week_end
-        )
+    for week, (day, week_start, week_end) in enumerate(weekly_times(starts_at, ends_at, weeks)):
+        outcome = WeekOutcome(day=day, starts_at=week_start, ends_at=week_end)
         try:
             outcome.booking = request_booking(
                 carer=carer,
@@ -702,17 +843,25 @@ def _require(booking: Booking, *statuses: BookingStatus, doing: str) -> None:
 
 
 def accept_booking(booking_id: int, *, worker: User, now: datetime) -> Booking:
-    """The worker accepts a request before their deadline; the carer is told."""
+    """The worker accepts a request before their deadline; the carer is told. Not while
+    the part the carer pays by card is unreserved (no card yet, refused, or still being
+    checked): the worker would be booked for work nobody has paid for."""
     booking = booking_for(worker, booking_id, lock=True)
     if not _own_worker(worker, booking):
         raise NotFound("We cannot find that break.")
     _require(booking, BookingStatus.REQUESTED, doing="accept")
     if booking.respond_by is not None and booking.respond_by <= now:
         raise WrongStatus("The time to answer this request has passed.")
+    if not payments.top_up_secured(booking):
+        raise TopUpNotSecured(
+            "The carer is still paying part of this break by card, so you cannot accept it "
+            "yet. Please try again later"
+            + (f", before {_when(booking.respond_by)}." if booking.respond_by else ".")
+        )
     booking.status = BookingStatus.CONFIRMED
     booking.confirmed_at = now
     audit.record("booking.accepted", actor=worker, council_id=booking.council_id, subject=booking)
-    _sms(
+    _tell(
         booking.carer,
         f"Good news: {worker_name(booking.worker_id)} will come on {_when(booking.starts_at)}. "
         "Your break is confirmed.",
@@ -791,7 +940,7 @@ def decline_booking(
         subject=booking,
         reason=booking.cancel_reason,
     )
-    _sms(
+    _tell(
         booking.carer,
         f"Sorry, {worker_name(booking.worker_id)} cannot do {_when(booking.starts_at)}. "
         "Your money has been returned. You can book someone else.",
@@ -830,7 +979,7 @@ def expire_requests(*, now: datetime, payment_backend: str = payments.LEDGER) ->
             payment_backend=payment_backend,
         )
         audit.record("booking.expired", actor=None, council_id=booking.council_id, subject=booking)
-        _sms(
+        _tell(
             booking.carer,
             f"Your request for {_when(booking.starts_at)} was not answered in time. "
             "Your money has been returned. You can book someone else.",
@@ -952,7 +1101,7 @@ def cancel_booking(
     alternatives: list[SearchResult] = []
     if policy.by_worker:
         alternatives = alternatives_for(booking, now=now)
-        _sms(
+        _tell(
             carer,
             f"Sorry, {worker_name(booking.worker_id)} has had to cancel {_when(booking.starts_at)}. "
             f"Your money is back. {len(alternatives)} other workers are free then: "
@@ -964,14 +1113,14 @@ def cancel_booking(
         fee_text = (
             f" A fee of {format_pence(policy.fee_pence)} applies." if policy.fee_pence else ""
         )
-        _sms(
+        _tell(
             booking.worker,
             f"The break on {_when(booking.starts_at)} has been cancelled.{fee_text}",
             council_id=booking.council_id,
             key=f"booking:{booking.id}:cancelled",
         )
         if actor.id != booking.carer_id:
-            _sms(
+            _tell(
                 carer,
                 f"Your break on {_when(booking.starts_at)} has been cancelled.{fee_text}",
                 council_id=booking.council_id,
@@ -1073,7 +1222,7 @@ def complete_booking(
         if booking.extra_pence
         else ""
     )
-    _sms(
+    _tell(
         booking.carer,
         f"Your break on {_when(booking.starts_at)} is finished. {format_pence(charged)} "
         f"was paid from your budget.{extra} If something was wrong, tell us within 48 hours.",
@@ -1210,7 +1359,7 @@ def resolve_dispute(
         reason=(note or "").strip() or None,
         details={"refund_pence": refund_pence},
     )
-    _sms(
+    _tell(
         booking.carer,
         f"We have looked at your break on {_when(booking.starts_at)}. "
         + (
@@ -1246,36 +1395,170 @@ def close_dispute_windows(*, now: datetime) -> int:
 # --- reminders -------------------------------------------------------------------------
 
 
+def reminder_due_at(starts_at: datetime) -> datetime:
+    """When a break's reminder is due: 17:00 UK time on the day before it."""
+    return london_wall_clock(to_london(starts_at).date() - timedelta(days=1), REMINDER_TIME)
+
+
 def send_reminders(*, now: datetime) -> int:
-    """A reminder the day before to the carer and the worker of each confirmed break
-    starting tomorrow (UK date). Idempotent through the outbox's dedupe keys."""
-    tomorrow = london_today(now) + timedelta(days=1)
-    begins = london_wall_clock(tomorrow, datetime.min.time())
-    ends = london_wall_clock(tomorrow + timedelta(days=1), datetime.min.time())
+    """A reminder to the carer and the worker of each confirmed break, due from 17:00 (UK)
+    the day before it and sent by the first run after that, up to the break's start, so
+    the job runs hourly and a run missed while the scheduler was down is caught up by the
+    next one. Each break is reminded once (`reminder_sent_at` records it; the outbox's
+    dedupe keys are a second guard). A break confirmed after its reminder was due is not
+    reminded: the confirmation message has just told them."""
+    horizon = london_wall_clock(london_today(now) + timedelta(days=2), time.min)
     bookings = db.session.scalars(
-        select(Booking).where(
+        select(Booking)
+        .where(
             Booking.status == BookingStatus.CONFIRMED,
-            Booking.starts_at >= begins,
-            Booking.starts_at < ends,
+            Booking.reminder_sent_at.is_(None),
+            Booking.starts_at > now,
+            Booking.starts_at < horizon,
         )
+        .options(selectinload(Booking.carer), selectinload(Booking.worker))
+        .order_by(Booking.starts_at, Booking.id)
     ).all()
-    for booking in bookings:
+    due = [
+        booking
+        for booking in bookings
+        if reminder_due_at(booking.starts_at) <= now
+        and (
+            booking.confirmed_at is None
+            or booking.confirmed_at < reminder_due_at(booking.starts_at)
+        )
+    ]
+    names = worker_names([booking.worker_id for booking in due])
+    for booking in due:
         when = _when(booking.starts_at)
-        _sms(
+        _tell(
             booking.carer,
-            f"Reminder: {worker_name(booking.worker_id)} is coming for your break {when}.",
+            f"Reminder: {names[booking.worker_id]} is coming for your break {when}.",
             council_id=booking.council_id,
             key=f"booking:{booking.id}:reminder",
         )
-        _sms(
+        _tell(
             booking.worker,
             f"Reminder: you have a break booked {when}"
             + (f" at {booking.postcode}." if booking.postcode else "."),
             council_id=booking.council_id,
             key=f"booking:{booking.id}:reminder",
         )
+        booking.reminder_sent_at = now
+    db.session.commit()
+    return len(due)
+
+
+def remind_to_record(*, now: datetime) -> int:
+    """Once, tell the worker of each confirmed break that ended more than 24 hours ago and
+    is still not recorded as done to record it: until then the carer's money stays held.
+    `record_reminder_sent_at` records it, so each worker is reminded once per break."""
+    bookings = db.session.scalars(
+        select(Booking)
+        .where(
+            Booking.status == BookingStatus.CONFIRMED,
+            Booking.record_reminder_sent_at.is_(None),
+            Booking.ends_at <= now - RECORD_REMINDER_AFTER,
+        )
+        .options(selectinload(Booking.worker))
+        .order_by(Booking.ends_at, Booking.id)
+    ).all()
+    for booking in bookings:
+        _tell(
+            booking.worker,
+            f"Please record the break on {_when(booking.starts_at)} as done, with the times "
+            "you started and finished, in Requests and bookings. Until you do, you are not paid "
+            "for it.",
+            council_id=booking.council_id,
+            key=f"booking:{booking.id}:record",
+        )
+        booking.record_reminder_sent_at = now
     db.session.commit()
     return len(bookings)
+
+
+# --- the worker did not come -----------------------------------------------------------
+
+
+def can_report_no_show(user: User, booking: Booking) -> bool:
+    """The carer's side, or an officer of the booking's council (not the worker)."""
+    return _carer_side(user, booking) or _is_officer_of(user, booking.council_id)
+
+
+def report_no_show(
+    booking_id: int,
+    *,
+    actor: User,
+    now: datetime,
+    reason: str | None = None,
+    payment_backend: str = payments.LEDGER,
+) -> Booking:
+    """After a confirmed break's end, the carer's side or a council officer records that
+    the worker did not come. The hold goes back to the budget (and a card part is
+    released), so money is not held for ever for a break the worker never records; the
+    council's officers are alerted and the worker is told. If the worker did come, they
+    take it up with the council."""
+    booking = booking_for(actor, booking_id, lock=True)
+    if not can_report_no_show(actor, booking):
+        raise NotFound("We cannot find that break.")
+    carer_side = _carer_side(actor, booking)
+    if booking.status is not BookingStatus.CONFIRMED:
+        raise WrongStatus(
+            f"This break is {booking.status.value.replace('_', ' ')}, so you cannot say "
+            "the worker did not come."
+        )
+    if now < booking.ends_at:
+        raise WrongStatus(
+            "You can say the worker did not come once the break's time is over, after "
+            f"{_when(booking.ends_at)}."
+        )
+    booking.status = BookingStatus.NO_SHOW
+    booking.ended_at = now
+    booking.cancel_reason = (reason or "").strip()[:500] or None
+    released = _release_hold(
+        booking, actor=actor, why=f"Break {booking.id}: the worker did not come", now=now
+    )
+    if booking.funded_by is FundedBy.BUDGET:
+        payments.on_booking_ended_unpaid(booking=booking, now=now, backend=payment_backend)
+    carer = booking.carer
+    audit.record(
+        "booking.no_show",
+        actor=actor,
+        council_id=booking.council_id,
+        subject=booking,
+        reason=booking.cancel_reason,
+        on_behalf_of=carer if carer is not None and actor.id != carer.id else None,
+        details={
+            "released_pence": released,
+            "by": "carer" if carer_side else "council_officer",
+            "worker_id": booking.worker_id,
+        },
+    )
+    when = _when(booking.starts_at)
+    _alert_officers(
+        booking.council_id,
+        subject=f"The worker did not come to break {booking.id}",
+        body=f"It has been recorded that the worker did not come to break {booking.id} on "
+        f"{when}. Please look at it on the break's page.",
+        key=f"booking:{booking.id}:no_show",
+    )
+    _tell(
+        booking.worker,
+        f"The break on {when} has been recorded as missed: you did not come. "
+        "If that is wrong, contact the council.",
+        council_id=booking.council_id,
+        key=f"booking:{booking.id}:no_show",
+    )
+    if not carer_side:
+        _tell(
+            carer,
+            f"We have recorded that the worker did not come to your break on {when}. "
+            "The money set aside for it is back in your budget.",
+            council_id=booking.council_id,
+            key=f"booking:{booking.id}:no_show",
+        )
+    db.session.commit()
+    return booking
 
 
 # --- reviews and concerns --------------------------------------------------------------
@@ -1401,6 +1684,7 @@ def concerns_for(officer: User) -> list[BookingConcern]:
         db.session.scalars(
             select(BookingConcern)
             .where(BookingConcern.council_id == officer.council_id)
+            .options(selectinload(BookingConcern.raised_by))
             .order_by(BookingConcern.status, BookingConcern.created_at.desc())
             .limit(200)
         )
@@ -1443,8 +1727,11 @@ def join_waiting_list(
     ends_at: datetime,
     actor: User,
     now: datetime,
+    postcode: str | None = None,
+    address: str | None = None,
 ) -> WaitingListEntry:
-    """Wait for a favourite worker's taken slot; we offer it by SMS when it frees up."""
+    """Wait for a favourite worker's taken slot; we offer it (by SMS, or e-mail without a
+    mobile) when it frees up. The place is kept so the offer's link fills the form in."""
     _check_may_book_for(actor, carer)
     is_favourite = db.session.scalar(
         select(Favourite.id).where(Favourite.carer_id == carer.id, Favourite.worker_id == worker_id)
@@ -1463,6 +1750,8 @@ def join_waiting_list(
         worker_id=worker_id,
         starts_at=starts_at,
         ends_at=ends_at,
+        postcode=(postcode or "").strip().upper()[:10] or None,
+        address=(address or "").strip()[:500] or None,
         created_at=now,
     )
     db.session.add(entry)
@@ -1482,7 +1771,7 @@ def _offer(entry: WaitingListEntry, *, now: datetime) -> None:
     entry.status = WaitStatus.OFFERED
     entry.offered_at = now
     carer = db.session.get(User, entry.carer_id)
-    _sms(
+    _tell(
         carer,
         f"{worker_name(entry.worker_id)} is now free on {_when(entry.starts_at)}. "
         "Book it soon in Book a break.",
@@ -1639,7 +1928,7 @@ def make_emergency_booking(
             subject=booking,
             details={"incident_ref": incident_ref, "worker_id": worker_id},
         )
-        _sms(
+        _tell(
             db.session.get(User, worker_id),
             f"Emergency break booked with you: {_when(starts_at)}. "
             "The emergency line will call you with details.",
@@ -1674,6 +1963,7 @@ def break_details(booking_ids: Collection[int]) -> Mapping[int, budget_service.B
             WorkerProfile.display_name,
             User.name,
             Booking.starts_at,
+            Booking.worker_id,
         )
         .join(User, User.id == Booking.worker_id)
         .outerjoin(WorkerProfile, WorkerProfile.user_id == Booking.worker_id)
@@ -1684,6 +1974,7 @@ def break_details(booking_ids: Collection[int]) -> Mapping[int, budget_service.B
             worker=row[2] or row[3],
             support_kind=SKILLS.get(row[1] or "", GENERAL_SUPPORT),
             starts_at=row[4],
+            worker_id=row[5],
         )
         for row in rows
     }

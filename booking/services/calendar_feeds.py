@@ -13,12 +13,13 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import selectinload
 
 from app import audit
 from app.extensions import db
 from app.models import Role, User
 from booking.models.bookings import Booking, BookingStatus, CalendarFeed
-from booking.services.bookings import carers_for, worker_name
+from booking.services.bookings import carers_for, worker_names
 
 SHOWN_STATUSES = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
 PAST_DAYS = 60
@@ -122,6 +123,7 @@ def feed_bookings(user: User, *, now: datetime) -> list[Booking]:
                 Booking.status.in_(SHOWN_STATUSES),
                 Booking.ends_at >= now - timedelta(days=PAST_DAYS),
             )
+            .options(selectinload(Booking.carer))
             .order_by(Booking.starts_at)
         )
     )
@@ -137,12 +139,15 @@ def render_feed(user: User, *, now: datetime, host: str) -> str:
         "METHOD:PUBLISH",
         "X-WR-CALNAME:Breaks",
     ]
-    for booking in feed_bookings(user, now=now):
+    bookings = feed_bookings(user, now=now)
+    # One query for every worker's name, however many breaks the feed has.
+    names = worker_names({b.worker_id for b in bookings if b.worker_id != user.id})
+    for booking in bookings:
         if booking.worker_id == user.id:
             carer = booking.carer
             summary = f"Break with {carer.name.split()[0]}" if carer else "Emergency break"
         else:
-            summary = f"Break with {worker_name(booking.worker_id)}"
+            summary = f"Break with {names[booking.worker_id]}"
         status = "CONFIRMED" if booking.status is not BookingStatus.REQUESTED else "TENTATIVE"
         if booking.status is BookingStatus.REQUESTED:
             summary += " (waiting for an answer)"

@@ -36,12 +36,13 @@ from booking.forms.bookings import (
     CompleteForm,
     ConcernForm,
     DisputeForm,
+    NoShowForm,
     ResolveDisputeForm,
     ReviewForm,
     WaitForm,
     parse_time,
 )
-from booking.models.bookings import Booking, BookingStatus
+from booking.models.bookings import Booking, BookingStatus, WaitingListEntry
 from booking.services import bookings as service
 from booking.services import calendar_feeds, payments
 from booking.services.workers import SKILLS
@@ -76,6 +77,46 @@ def _three_date_parts(form: BookForm) -> None:
     raw = form.day.raw_data
     if raw is not None and len(raw) != 3:
         form.day.raw_data = ([*raw, "", "", ""])[:3] if len(raw) < 3 else raw[:3]
+
+
+def book_args(
+    starts_at: datetime,
+    ends_at: datetime,
+    *,
+    postcode: str | None,
+    address: str | None,
+    carer_id: int | None,
+) -> dict[str, Any]:
+    """Query arguments for a link to the booking form that fills in the date, the times,
+    the place and who the break is for (like the search page's "Book" links). Notes about
+    the person cared for never go in a URL."""
+    start, end = to_london(starts_at), to_london(ends_at)
+    args: dict[str, Any] = {
+        "day": [start.day, start.month, start.year],
+        "start": start.strftime("%H:%M"),
+        "end": end.strftime("%H:%M"),
+    }
+    if postcode:
+        args["postcode"] = postcode
+    if address:
+        args["address"] = address
+    if carer_id is not None:
+        args["carer_id"] = carer_id
+    return args
+
+
+def _offer_link(entry: WaitingListEntry, postcodes: dict[int, str | None]) -> str:
+    return url_for(
+        "bookings.new",
+        worker_id=entry.worker_id,
+        **book_args(
+            entry.starts_at,
+            entry.ends_at,
+            postcode=entry.postcode or postcodes.get(entry.carer_id),
+            address=entry.address,
+            carer_id=entry.carer_id,
+        ),
+    )
 
 
 def _booking_or_404(booking_id: int) -> Booking:
@@ -174,7 +215,9 @@ def _book(*, by_phone: bool) -> ResponseReturnValue:
                 worker_id=form.worker_id.data,
                 starts_at=starts_at,
                 ends_at=ends_at,
+                postcode=form.postcode.data,
                 now=now,
+                weeks=weeks,
             )
         except DomainError as exc:
             _show_error(form, exc, "start")
@@ -239,7 +282,7 @@ def _book(*, by_phone: bool) -> ResponseReturnValue:
         flash(
             "Your break is confirmed."
             if booking.status is BookingStatus.CONFIRMED
-            else "Your request has been sent. We will text you when the worker answers.",
+            else "Your request has been sent. We will tell you when the worker answers.",
             "success",
         )
         return redirect(url_for("bookings.detail", booking_id=booking.id))
@@ -266,7 +309,9 @@ def by_phone() -> ResponseReturnValue:
 def mine() -> ResponseReturnValue:
     now = utcnow()
     bookings = service.bookings_of(current_user)
-    carer_ids = [carer.id for carer in service.carers_for(current_user)]
+    carers = service.carers_for(current_user)
+    waiting = service.waiting_entries_of([carer.id for carer in carers])
+    postcodes = {carer.id: carer.postcode for carer in carers}
     upcoming = [
         b
         for b in bookings
@@ -277,8 +322,13 @@ def mine() -> ResponseReturnValue:
         "booking/bookings/mine.html",
         upcoming=list(reversed(upcoming)),
         past=past,
-        waiting=service.waiting_entries_of(carer_ids),
-        names={b.worker_id: service.worker_name(b.worker_id) for b in bookings},
+        waiting=waiting,
+        offer_links={
+            entry.id: _offer_link(entry, postcodes)
+            for entry in waiting
+            if entry.status.value == "offered"
+        },
+        names=service.worker_names({b.worker_id for b in bookings}),
         now=now,
     )
 
@@ -328,7 +378,20 @@ def detail(booking_id: int) -> ResponseReturnValue:
         policy=service.cancellation_policy(booking, by=current_user, now=now),
         review=service.review_of(booking.id),
         card_payment=payments.payment_for_booking(booking.id) if carer_side else None,
+        top_up_secured=not is_worker
+        or booking.status is not BookingStatus.REQUESTED
+        or payments.top_up_secured(booking),
         alternatives=alternatives,
+        alternative_args=book_args(
+            booking.starts_at,
+            booking.ends_at,
+            postcode=booking.postcode,
+            address=booking.address,
+            carer_id=booking.carer_id,
+        ),
+        can_report_no_show=booking.status is BookingStatus.CONFIRMED
+        and booking.ends_at <= now
+        and service.can_report_no_show(current_user, booking),
         now=now,
         complete_form=CompleteForm(
             actual_start=to_london(booking.starts_at).strftime("%H:%M"),
@@ -432,18 +495,58 @@ def cancel(booking_id: int) -> ResponseReturnValue:
             _show_error(form, exc, "reason")
         else:
             if result.alternatives:
+                # Only the carer's side sees the list (on this break's page).
                 flash(
-                    "The break is cancelled. Other workers who are free then are shown below.",
+                    "The break is cancelled. The carer has been told and offered "
+                    f"{len(result.alternatives)} other workers who are free then.",
                     "success",
                 )
-            else:
+            elif service.acts_for(current_user, result.booking.carer_id):
                 flash("The break is cancelled.", "success")
+            else:
+                flash("The break is cancelled. The carer has been told.", "success")
             return redirect(url_for("bookings.detail", booking_id=booking_id))
     return render_template(
         "booking/bookings/cancel.html",
         booking=booking,
         form=form,
         policy=service.cancellation_policy(booking, by=current_user, now=now),
+        worker_name=service.worker_name(booking.worker_id),
+    )
+
+
+# --- the worker did not come -----------------------------------------------------------
+
+
+@bp.route("/<int:booking_id>/no-show", methods=["GET", "POST"])
+@roles_required(Role.CARER, Role.REPRESENTATIVE, Role.COUNCIL_OFFICER)
+def no_show(booking_id: int) -> ResponseReturnValue:
+    booking = _booking_or_404(booking_id)
+    form = NoShowForm()
+    if request.method == "POST" and form.validate():
+        try:
+            service.report_no_show(
+                booking_id,
+                actor=current_user,
+                now=utcnow(),
+                reason=form.reason.data,
+                payment_backend=_backend(),
+            )
+        except DomainError as exc:
+            if exc.status == 404:
+                abort(404)
+            _show_error(form, exc, "reason")
+        else:
+            flash(
+                "Thank you. We have recorded that the worker did not come. The money set aside "
+                "for the break is back in the budget, and the council has been told.",
+                "success",
+            )
+            return redirect(url_for("bookings.detail", booking_id=booking_id))
+    return render_template(
+        "booking/bookings/no_show.html",
+        booking=booking,
+        form=form,
         worker_name=service.worker_name(booking.worker_id),
     )
 
@@ -542,9 +645,16 @@ def concern(booking_id: int) -> ResponseReturnValue:
 def wait() -> ResponseReturnValue:
     form = WaitForm()
     carers = service.carers_for(current_user)
-    carer = next((c for c in carers if c.id == form.carer_id.data), carers[0] if carers else None)
-    if carer is None or not form.validate():
+    if not form.validate():
         flash("We could not add you to the waiting list. Check the date and times.", "error")
+        return redirect(url_for("bookings.mine"))
+    if form.carer_id.data:
+        carer = next((c for c in carers if c.id == form.carer_id.data), None)
+    else:
+        carer = carers[0] if len(carers) == 1 else None
+    if carer is None:
+        # Never a guess: a representative may act for several carers.
+        flash("We could not add you to the waiting list. Choose who the break is for.", "error")
         return redirect(url_for("bookings.mine"))
     day = form.day.data
     start, end = parse_time(form.start.data or ""), parse_time(form.end.data or "")
@@ -556,11 +666,13 @@ def wait() -> ResponseReturnValue:
             ends_at=london_wall_clock(day if end > start else day + timedelta(days=1), end),
             actor=current_user,
             now=utcnow(),
+            postcode=form.postcode.data,
+            address=form.address.data,
         )
     except DomainError as exc:
         flash(exc.message, "error")
     else:
-        flash("You are on the waiting list. We will text you if the time frees up.", "success")
+        flash("You are on the waiting list. We will tell you if the time frees up.", "success")
     return redirect(url_for("bookings.mine"))
 
 
@@ -625,7 +737,7 @@ def reviews() -> ResponseReturnValue:
     return render_template(
         "booking/bookings/reviews.html",
         reviews=items,
-        names={r.worker_id: service.worker_name(r.worker_id) for r in items},
+        names=service.worker_names({r.worker_id for r in items}),
     )
 
 

@@ -233,3 +233,117 @@ def test_regular_booking_shows_the_weeks_it_could_not_book(client, setup) -> Non
     row = re.search(r"Not booked</td>\s*<td[^>]*>([^<]+)</td>", html)
     assert row is not None, html
     assert "someone has just booked this worker for that time" in row.group(1)
+
+
+def test_the_check_page_shows_the_balance_after_all_the_weeks(client, setup) -> None:  # type: ignore[no-untyped-def]
+    _c, carer, worker = setup
+    sign_in(client, carer)
+    data = {
+        "step": "check",
+        "worker_id": worker.id,
+        "carer_id": carer.id,
+        "day": ["25", "11", "2026"],
+        "start": "10:00",
+        "end": "13:00",
+        "weeks": "3",
+        "postcode": "LS6 2AB",
+        "address": "1 Test Street",
+        "support_kind": "",
+        "notes": "",
+    }
+    html = client.post("/bookings/new", data=data).get_data(as_text=True)
+    rows = dict(
+        re.findall(
+            r'<dt class="govuk-summary-list__key">\s*(.*?)\s*</dt>\s*'
+            r'<dd class="govuk-summary-list__value">\s*(.*?)\s*</dd>',
+            html,
+            re.S,
+        )
+    )
+    assert rows["Left in the budget now"] == "£1,000.00"
+    assert rows["Left after all 3 breaks"] == "£820.00"  # 3 × £60.00, not one week's
+    assert rows["Price"] == "£60.00 for the first week, £180.00 for all 3 weeks"
+    assert "Left after this break" not in html
+
+
+def test_the_worker_cannot_accept_until_the_card_part_is_paid(client, setup) -> None:  # type: ignore[no-untyped-def]
+    from booking.models.payments import PaymentStatus
+    from booking.services import payments
+
+    c, _carer, worker = setup
+    poor = make_carer(c, award=2000)
+    booking = service.request_booking(
+        carer=poor,
+        worker_id=worker.id,
+        starts_at=START,
+        ends_at=END,
+        postcode="LS6 2AB",
+        address="1 Test Street",
+        notes=None,
+        actor=poor,
+        now=NOW,
+        top_up=True,
+        payment_backend=payments.STRIPE,
+    )
+    sign_in(client, worker)
+    detail = client.get(f"/bookings/{booking.id}").get_data(as_text=True)
+    assert "The carer is still paying part of this break by card" in detail
+    page = client.post(f"/bookings/{booking.id}/accept", follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "so you cannot accept it yet" in text
+    assert "You have accepted this break" not in text
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).status is BookingStatus.REQUESTED
+
+    payment = payments.payment_for_booking(booking.id)
+    assert payment is not None
+    payment.status = PaymentStatus.AUTHORISED
+    db.session.commit()
+    assert "still paying part" not in client.get(f"/bookings/{booking.id}").get_data(as_text=True)
+    accepted = client.post(f"/bookings/{booking.id}/accept", follow_redirects=True)
+    assert "You have accepted this break" in accepted.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).status is BookingStatus.CONFIRMED
+
+
+def test_the_carer_says_the_worker_did_not_come(client, setup) -> None:  # type: ignore[no-untyped-def]
+    c, carer, worker = setup
+    officer = make_user(Role.COUNCIL_OFFICER, council=c)
+    booking = _request(carer, worker)
+    service.accept_booking(booking.id, worker=worker, now=NOW)
+    sign_in(client, carer)
+    before = client.get(f"/bookings/{booking.id}").get_data(as_text=True)
+    assert "The worker did not come" not in before  # not until the break is over
+    early = client.post(f"/bookings/{booking.id}/no-show", data={})
+    assert "once the break&#39;s time is over" in early.get_data(as_text=True)
+    with time_machine.travel(END + timedelta(hours=2), tick=False):
+        sign_in(client, worker)
+        assert "The worker did not come" not in client.get(f"/bookings/{booking.id}").get_data(
+            as_text=True
+        )
+        assert client.get(f"/bookings/{booking.id}/no-show").status_code == 403
+        sign_in(client, carer)
+        detail = client.get(f"/bookings/{booking.id}").get_data(as_text=True)
+        assert f'href="/bookings/{booking.id}/no-show"' in detail
+        form = client.get(f"/bookings/{booking.id}/no-show").get_data(as_text=True)
+        assert "Did Priya Worker not come" in form
+        done = client.post(
+            f"/bookings/{booking.id}/no-show",
+            data={"reason": "Waited all morning"},
+            follow_redirects=True,
+        )
+        text = done.get_data(as_text=True)
+        assert "We have recorded that the worker did not come" in text
+        assert "No show" in text
+    db.session.expire_all()
+    booking = db.session.get(Booking, booking.id)
+    assert booking.status is BookingStatus.NO_SHOW
+    assert booking.cancel_reason == "Waited all morning"
+    assert _entries(booking) == [(LedgerKind.HOLD, -PRICE), (LedgerKind.RELEASE, PRICE)]
+    assert ledger.balance(budget_of(carer)).held_pence == 0
+    assert any("did not come" in body for body in _sms_to(officer))
+    # The officer can see it; an officer can also record it for another break.
+    with time_machine.travel(END + timedelta(hours=3), tick=False):
+        sign_in(client, officer)
+        assert "No show" in client.get(f"/bookings/{booking.id}").get_data(as_text=True)

@@ -224,3 +224,66 @@ def test_a_retried_answer_with_its_idempotency_key_gets_the_first_response(clien
     assert retried.status_code == 200
     without_key = client.post(f"/api/v1/bookings/{second}/accept", headers=bearer(worker))
     assert (without_key.status_code, error_of(without_key)["code"]) == (409, "wrong_status")
+
+
+@pytest.mark.parametrize("number", [2**31, 10**20])
+def test_a_worker_id_too_big_for_the_database_is_422_never_500(client, setup, number) -> None:
+    _c, carer, _worker = setup
+    response = client.post(
+        "/api/v1/bookings", json=_body(_worker, worker_id=number), headers=bearer(carer)
+    )
+    assert response.status_code == 422
+    assert error_of(response)["code"] == "validation_failed"
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+
+
+def test_a_place_beyond_the_workers_travel_radius_is_422(client, setup) -> None:
+    _c, carer, worker = setup
+    response = client.post(
+        "/api/v1/bookings", json=_body(worker, postcode="TR1 1AA"), headers=bearer(carer)
+    )
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "outside_travel_radius"
+    assert "postcode" in error["fields"]
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+    assert ledger.balance(budget_of(carer)).held_pence == 0
+    unknown = client.post(
+        "/api/v1/bookings", json=_body(worker, postcode="ZZ9 9ZZ"), headers=bearer(carer)
+    )
+    assert (unknown.status_code, error_of(unknown)["code"]) == (422, "unknown_postcode")
+    documented = client.get("/api/v1/openapi.json").get_json()
+    assert "outside_travel_radius" in str(documented["paths"]["/api/v1/bookings"]["post"])
+
+
+def test_accepting_while_the_card_part_is_not_secured_is_409(client, setup) -> None:
+    from booking.models.payments import PaymentStatus
+    from booking.services import bookings as service
+    from booking.services import payments
+
+    c, _carer, worker = setup
+    poor = make_carer(c, award=2000)
+    booking = service.request_booking(
+        carer=poor,
+        worker_id=worker.id,
+        starts_at=START,
+        ends_at=END,
+        postcode="LS6 2AB",
+        address="1 Test Street",
+        notes=None,
+        actor=poor,
+        now=NOW,
+        top_up=True,
+        payment_backend=payments.STRIPE,
+    )
+    refused = client.post(f"/api/v1/bookings/{booking.id}/accept", headers=bearer(worker))
+    assert refused.status_code == 409
+    assert error_of(refused)["code"] == "top_up_not_secured"
+    assert client.get(f"/api/v1/bookings/{booking.id}", headers=bearer(worker)).get_json()[
+        "status"
+    ] == ("requested")
+    payment = payments.payment_for_booking(booking.id)
+    payment.status = PaymentStatus.AUTHORISED
+    db.session.commit()
+    accepted = client.post(f"/api/v1/bookings/{booking.id}/accept", headers=bearer(worker))
+    assert (accepted.status_code, accepted.get_json()) == (200, {"status": "confirmed"})

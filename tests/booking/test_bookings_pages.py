@@ -249,14 +249,38 @@ def test_cancel_page_shows_fee_then_cancels(client, setup) -> None:
 
 def test_worker_cancel_shows_carer_other_workers(client, setup) -> None:
     c, carer, worker = setup
-    make_worker(c, name="Tom Spare")
+    spare = make_worker(c, name="Tom Spare")
     booking = _booking(carer, worker)
     sign_in(client, worker)
-    assert client.post(f"/bookings/{booking.id}/cancel", data={}).status_code == 302
+    cancelled = client.post(f"/bookings/{booking.id}/cancel", data={}, follow_redirects=True)
+    told = cancelled.get_data(as_text=True)
+    # The worker is told what happened, not promised a list only the carer sees.
+    assert "The carer has been told and offered 1 other workers who are free then" in told
+    assert "shown below" not in told
+    assert "Book Tom Spare" not in told
     sign_in(client, carer)
     page = client.get(f"/bookings/{booking.id}").get_data(as_text=True)
     assert "Other workers free at this time" in page
-    assert "Book Tom Spare" in page
+    link = re.search(r'href="(/bookings/new\?[^"]+)">Book Tom Spare', page)
+    assert link is not None, page
+    # The link fills in the same slot: date, times, place and who it is for.
+    form = client.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert f'name="worker_id" type="text" value="{spare.id}"' in form
+    for value in ('value="25"', 'value="11"', 'value="2026"', 'value="10:00"', 'value="13:00"'):
+        assert value in form
+    assert 'value="LS6 2AB"' in form
+    assert "1 Test Street" in form
+    assert f'name="carer_id" value="{carer.id}"' in form
+
+
+def test_carer_cancelling_is_just_told_it_is_cancelled(client, setup) -> None:
+    _c, carer, worker = setup
+    booking = _booking(carer, worker)
+    sign_in(client, carer)
+    page = client.post(f"/bookings/{booking.id}/cancel", data={}, follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert "The break is cancelled." in text
+    assert "other workers" not in text
 
 
 def test_review_concern_and_officer_pages(client, setup) -> None:
@@ -353,3 +377,156 @@ def test_taken_favourite_slot_offers_the_waiting_list(client, setup) -> None:
     assert client.post("/bookings/waiting-list", data=data).status_code == 302
     entry = db.session.scalar(select(WaitingListEntry))
     assert (entry.carer_id, entry.starts_at, entry.ends_at) == (carer.id, START, END)
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999", "2147483648", "0", "-5"])
+def test_an_impossible_worker_number_is_an_error_on_the_page_not_a_500(
+    client, setup, number
+) -> None:
+    _c, carer, _worker = setup
+    sign_in(client, carer)
+    for step in ("check", "confirm"):
+        response = client.post(
+            "/bookings/new",
+            data={**FORM, "worker_id": number, "carer_id": carer.id, "step": step},
+        )
+        page = response.get_data(as_text=True)
+        assert response.status_code == 200
+        assert "There is a problem" in page
+        assert "Enter the worker number shown on the worker&#39;s page" in page
+        assert 'href="#worker_id"' in page
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+
+
+def test_an_impossible_number_on_the_waiting_list_is_refused_kindly(client, setup) -> None:
+    from booking.models.bookings import WaitingListEntry
+
+    _c, carer, worker = setup
+    sign_in(client, carer)
+    data = {
+        "worker_id": worker.id,
+        "carer_id": carer.id,
+        "day": ["25", "11", "2026"],
+        "start": "10:00",
+        "end": "13:00",
+    }
+    for changes in ({"worker_id": "99999999999999999999"}, {"carer_id": "99999999999999999999"}):
+        response = client.post("/bookings/waiting-list", data={**data, **changes})
+        assert response.status_code == 302
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "We could not add you to the waiting list" in page
+    # A carer this person does not act for is refused, never swapped for another.
+    other = make_carer(_c)
+    response = client.post("/bookings/waiting-list", data={**data, "carer_id": other.id})
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Choose who the break is for" in page
+    assert db.session.scalar(select(func.count(WaitingListEntry.id))) == 0
+
+
+def test_a_place_beyond_the_workers_travel_radius_is_shown_on_the_postcode(client, setup) -> None:
+    _c, carer, worker = setup
+    sign_in(client, carer)
+    response = client.post(
+        "/bookings/new",
+        data={**FORM, "worker_id": worker.id, "carer_id": carer.id, "postcode": "TR1 1AA"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "There is a problem" in page
+    assert "TR1 1AA is further away than Priya Worker travels" in page
+    assert 'href="#postcode"' in page
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+
+
+def test_the_worker_sees_notes_about_the_person_only_when_shared(client, setup) -> None:
+    from tests.helpers import bearer
+
+    _c, carer, worker = setup
+    private = service.request_booking(
+        carer=carer,
+        worker_id=worker.id,
+        starts_at=START,
+        ends_at=END,
+        postcode="LS6 2AB",
+        address="1 Test Street",
+        notes="Has diabetes",
+        actor=carer,
+        now=NOW,
+    )
+    shared = service.request_booking(
+        carer=carer,
+        worker_id=worker.id,
+        starts_at=START + timedelta(days=1),
+        ends_at=END + timedelta(days=1),
+        postcode="LS6 2AB",
+        address="1 Test Street",
+        notes="Loves gardening",
+        share_notes=True,
+        actor=carer,
+        now=NOW,
+    )
+    sign_in(client, worker)
+    hidden = client.get(f"/bookings/{private.id}").get_data(as_text=True)
+    assert "Has diabetes" not in hidden
+    assert "About the person cared for" not in hidden
+    shown = client.get(f"/bookings/{shared.id}").get_data(as_text=True)
+    assert "Loves gardening" in shown
+    assert "About the person cared for" in shown
+    worker_h = bearer(worker)
+    assert (
+        client.get(f"/api/v1/bookings/{private.id}", headers=worker_h).get_json()["notes"] is None
+    )
+    assert (
+        client.get(f"/api/v1/bookings/{shared.id}", headers=worker_h).get_json()["notes"]
+        == "Loves gardening"
+    )
+    listed = client.get("/api/v1/bookings", headers=worker_h).get_json()["bookings"]
+    assert {b["id"]: b["notes"] for b in listed} == {
+        private.id: None,
+        shared.id: "Loves gardening",
+    }
+    # The carer always sees their own notes, and whether they are shared.
+    sign_in(client, carer)
+    own = client.get(f"/bookings/{private.id}").get_data(as_text=True)
+    assert "Has diabetes" in own
+    assert client.get(f"/api/v1/bookings/{private.id}", headers=bearer(carer)).get_json()[
+        "notes"
+    ] == ("Has diabetes")
+
+
+def test_the_waiting_list_offer_link_fills_in_the_form(client, setup) -> None:
+    from booking.models.bookings import WaitingListEntry
+    from booking.models.workers import Favourite
+
+    c, carer, worker = setup
+    other = make_carer(c)
+    taken = _booking(other, worker, confirm=False)
+    db.session.add(Favourite(carer_id=carer.id, worker_id=worker.id, created_at=NOW))
+    db.session.commit()
+    sign_in(client, carer)
+    data = {**FORM, "worker_id": worker.id, "carer_id": carer.id, "address": "7 Wait Road"}
+    refused = client.post("/bookings/new", data=data).get_data(as_text=True)
+    # The "Tell me if it frees up" form carries the place as well as the slot.
+    wait_form = refused[refused.index('action="/bookings/waiting-list"') :]
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', wait_form))
+    fields.pop("csrf_token", None)
+    days = re.findall(r'name="day" value="(\d+)"', wait_form)
+    assert (
+        client.post("/bookings/waiting-list", data={**fields, "day": days})
+        .headers["Location"]
+        .endswith("/bookings/")
+    )
+    entry = db.session.scalar(select(WaitingListEntry))
+    assert (entry.postcode, entry.address) == ("LS6 2AB", "7 Wait Road")
+
+    service.cancel_booking(taken.id, actor=other, now=NOW)
+    page = client.get("/bookings/").get_data(as_text=True)
+    link = re.search(r'href="(/bookings/new\?[^"]+)">book it', page)
+    assert link is not None, page
+    form = client.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert f'name="worker_id" type="text" value="{worker.id}"' in form
+    for value in ('value="25"', 'value="11"', 'value="2026"', 'value="10:00"', 'value="13:00"'):
+        assert value in form
+    assert 'value="LS6 2AB"' in form
+    assert "7 Wait Road" in form
+    assert f'name="carer_id" value="{carer.id}"' in form
