@@ -181,14 +181,21 @@ def _write(
     locked = lock_budget(budget.id)
     existing = _existing(idempotency_key)
     if existing is not None:
-        if (existing.budget_id, existing.kind, existing.amount_pence) != (
+        # A replay must be the same movement: same budget, kind, money and break. A key
+        # reused for anything else is a caller's bug, never a second movement.
+        if (existing.budget_id, existing.kind, existing.amount_pence, existing.booking_id) != (
             locked.id,
             kind,
             signed_amount,
+            booking_id,
         ):
             raise IdempotencyKeyReused(
                 "This idempotency key was already used for a different movement of money."
             )
+        if commit:
+            # End the transaction like a write would, so the budget's row lock is not
+            # held until the caller's session happens to end.
+            db.session.commit()
         return existing
 
     if kind is LedgerKind.RELEASE:

@@ -3,7 +3,7 @@ append-only storage and one-transaction use by callers."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,10 +11,34 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
-from booking.models.budgets import LedgerEntry, LedgerKind
+from app.models import Council, Role
+from booking.models.bookings import Booking
+from booking.models.budgets import Budget, LedgerEntry, LedgerKind
 from booking.services import ledger
 from booking.services.ledger import Balance, InsufficientBudget, LedgerMismatch
 from tests.booking.factories_budgets import make_budget, make_carer
+from tests.factories import make_user
+
+
+def bare_bookings(budget: Budget, count: int, *, now: datetime) -> list[int]:
+    """`count` booking rows on the budget's carer (one worker, a day apart), for ledger
+    entries that name the break they belong to."""
+    worker = make_user(Role.WORKER, council=db.session.get(Council, budget.council_id))
+    bookings = [
+        Booking(
+            council_id=budget.council_id,
+            carer_id=budget.carer_id,
+            worker_id=worker.id,
+            budget_id=budget.id,
+            starts_at=now + timedelta(days=n + 1),
+            ends_at=now + timedelta(days=n + 1, hours=2),
+            price_pence=4_000,
+        )
+        for n in range(count)
+    ]
+    db.session.add_all(bookings)
+    db.session.commit()
+    return [booking.id for booking in bookings]
 
 
 def _entries(budget_id: int) -> int:
@@ -130,6 +154,85 @@ def test_a_key_reused_for_different_money_is_refused(now: Any) -> None:
         )
     db.session.rollback()
     assert ledger.balance(budget).held_pence == 4_000
+
+
+def test_a_replay_with_commit_ends_its_transaction(now: Any) -> None:
+    """A replay writes nothing, but must still end the transaction it began by locking
+    the budget row, or the lock stays held until the caller's session ends."""
+    budget = make_budget(award_pence=10_000)
+    [booking_id] = bare_bookings(budget, 1, now=now)
+    first = ledger.hold(
+        budget, 4_000, booking_id=booking_id, actor=None, reason=None, idempotency_key="k", now=now
+    )
+    assert not db.session().in_transaction()
+    first_id = first.id  # (reading it back begins a new transaction)
+    again = ledger.hold(
+        budget, 4_000, booking_id=booking_id, actor=None, reason=None, idempotency_key="k", now=now
+    )
+    assert not db.session().in_transaction()  # committed: the row lock is released
+    assert again.id == first_id
+    # With commit=False the caller's transaction (and the lock) stay theirs to end.
+    ledger.hold(
+        budget,
+        4_000,
+        booking_id=booking_id,
+        actor=None,
+        reason=None,
+        idempotency_key="k",
+        now=now,
+        commit=False,
+    )
+    assert db.session().in_transaction()
+    db.session.rollback()
+    assert ledger.balance(budget).held_pence == 4_000
+
+
+def test_a_key_reused_for_a_different_booking_is_refused(now: Any) -> None:
+    budget = make_budget(award_pence=10_000)
+    first, second = bare_bookings(budget, 2, now=now)
+    ledger.hold(
+        budget, 4_000, booking_id=first, actor=None, reason=None, idempotency_key="k", now=now
+    )
+    for other in (second, None):
+        with pytest.raises(ledger.IdempotencyKeyReused):
+            ledger.hold(
+                budget,
+                4_000,
+                booking_id=other,
+                actor=None,
+                reason=None,
+                idempotency_key="k",
+                now=now,
+            )
+        db.session.rollback()
+    entries = db.session.scalars(
+        select(LedgerEntry).where(LedgerEntry.budget_id == budget.id, LedgerEntry.kind == "hold")
+    ).all()
+    assert [(e.booking_id, e.amount_pence) for e in entries] == [(first, -4_000)]
+
+
+@pytest.mark.committing
+def test_a_replay_releases_the_budget_row_lock_on_postgresql(
+    postgres_only: None, app: Any, now: Any
+) -> None:
+    """After a replayed hold (commit=True), another connection can lock the budget row
+    at once (NOWAIT), so a replay never blocks other bookings on the same budget."""
+    budget = make_budget(award_pence=10_000)
+    budget_id = budget.id
+    ledger.hold(
+        budget, 1_000, booking_id=None, actor=None, reason=None, idempotency_key="k", now=now
+    )
+    ledger.hold(
+        budget, 1_000, booking_id=None, actor=None, reason=None, idempotency_key="k", now=now
+    )
+    with db.engine.connect() as other:
+        locked = other.execute(
+            text("SELECT id FROM budgets WHERE id = :id FOR UPDATE NOWAIT"), {"id": budget_id}
+        ).scalar()
+        other.rollback()
+    assert locked == budget_id
+    db.session.remove()
+    assert ledger.balance(budget_id).held_pence == 1_000
 
 
 def test_release_and_refund_never_exceed_what_the_booking_holds_or_spent(now: Any) -> None:
