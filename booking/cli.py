@@ -9,6 +9,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.clock import utcnow
+from app.errors import DomainError
 from app.extensions import db
 from app.models import Council
 
@@ -43,8 +44,17 @@ def import_command(file: Path, council_slug: str, check_only: bool) -> None:
     if check_only:
         click.echo(f"{len(preview.rows)} rows are ready to import. Nothing was written.")
         return
-    with click.progressbar(length=len(preview.rows), label="Importing") as bar:
-        budgets = service.import_allocations(
-            council.id, text, actor=None, now=utcnow(), on_progress=lambda _n: bar.update(1)
-        )
+    try:
+        with click.progressbar(length=len(preview.rows), label="Importing") as bar:
+            budgets = service.import_allocations(
+                council.id, text, actor=None, now=utcnow(), on_progress=lambda _n: bar.update(1)
+            )
+    except DomainError as exc:
+        # Rows changed since the check (e.g. a budget saved meanwhile): nothing was written.
+        db.session.rollback()
+        line = getattr(exc, "line", None)
+        for error in getattr(exc, "errors", []):
+            click.echo(f"line {error.line}: {error.message}", err=True)
+        prefix = f"line {line}: " if line else ""
+        raise click.ClickException(f"{prefix}{exc.message}") from exc  # says nothing was saved
     click.echo(f"Imported {len(budgets)} budgets.")

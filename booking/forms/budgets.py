@@ -30,6 +30,13 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from app.money import parse_pounds
 from booking.models.budgets import AdjustmentTag, BudgetKind, TrancheSchedule
+from booking.services.budgets import (
+    DATES_BETWEEN,
+    EARLIEST_DATE,
+    LATEST_DATE,
+    MAX_REPORT_MONTHS,
+    months_covered,
+)
 
 
 class UkDateField(DateField):
@@ -55,6 +62,12 @@ class UkDateField(DateField):
 
 
 MAX_AMOUNT_PENCE = 100_000_000
+
+
+def _in_range(what: str, day: date | None) -> None:
+    """Dates outside 2000–2100 are typing slips (or probes), and would overflow date sums."""
+    if day is not None and not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValidationError(f"The {what} must be {DATES_BETWEEN}")
 
 
 def _pounds(field: Any) -> int:
@@ -141,7 +154,11 @@ class AllocateForm(FlaskForm):
     def validate_amount(self, field: Any) -> None:
         self.amount_pence = _pounds(field)
 
+    def validate_period_start(self, field: Any) -> None:
+        _in_range("start of the period", field.data)
+
     def validate_period_end(self, field: Any) -> None:
+        _in_range("end of the period", field.data)
         start: date | None = self.period_start.data
         if start and field.data and field.data < start:
             raise ValidationError("The end date must be the same as or after the start date")
@@ -213,6 +230,26 @@ class DateRangeForm(FlaskForm):
     end = UkDateField("To", "Enter the date as numbers, like 31 3 2028", validators=[Optional()])
     submit = SubmitField("Show", widget=GovSubmitInput())
 
+    max_months: int | None = None
+
+    def validate_start(self, field: Any) -> None:
+        _in_range("start date", field.data)
+
     def validate_end(self, field: Any) -> None:
-        if self.start.data and field.data and field.data < self.start.data:
+        _in_range("end date", field.data)
+        start: date | None = self.start.data
+        if not (start and field.data) or self.start.errors:
+            return
+        if field.data < start:
             raise ValidationError("The end date must be the same as or after the start date")
+        if self.max_months is not None and months_covered(start, field.data) > self.max_months:
+            raise ValidationError(
+                f"The dates can cover at most {self.max_months} months "
+                f"({self.max_months // 12} years). Choose a later start or an earlier end"
+            )
+
+
+class ReportRangeForm(DateRangeForm):
+    """The spend report's dates: one bar a month, so at most MAX_REPORT_MONTHS of them."""
+
+    max_months = MAX_REPORT_MONTHS

@@ -7,13 +7,14 @@ from __future__ import annotations
 import calendar
 import csv
 import io
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import and_, case, func, select
+from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.clock import london_today, start_of_london_day, to_london
@@ -36,10 +37,29 @@ from booking.services.ledger import Balance
 YOUNG_CARER_AGE = 18
 MAX_PERIOD_DAYS = 366 * 2
 MAX_AWARD_PENCE = 100_000_000  # £1,000,000: far above any real award, below int limits
+# Dates a budget, statement or report may use: far wider than any real record, and
+# narrow enough that date arithmetic (the day after, the next month) never overflows.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+DATES_BETWEEN = f"between {EARLIEST_DATE:%-d %B %Y} and {LATEST_DATE:%-d %B %Y}"
+MAX_REPORT_MONTHS = 60  # one bar a month: five years is as long as the chart stays readable
 
 
 class BudgetOverlaps(Conflict):
+    """Two budget periods of one carer would overlap. `line` names the import file's line
+    when the budget came from a file."""
+
     code = "budget_overlaps"
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+OVERLAP_RACE_MESSAGE = (
+    "Another budget for this carer was saved at the same time and the periods overlap. "
+    "Nothing was saved. Check the carer's budgets and try again."
+)
 
 
 class YoungCarerProtected(DomainError):
@@ -97,6 +117,17 @@ def council_budget(council_id: int, budget_id: int) -> Budget:
     return budget
 
 
+def carer_budgets(carer_id: int) -> list[Budget]:
+    """Every budget period of one carer, latest first (for the statement's chooser)."""
+    return list(
+        db.session.scalars(
+            select(Budget)
+            .where(Budget.carer_id == carer_id)
+            .order_by(Budget.period_start.desc(), Budget.id.desc())
+        )
+    )
+
+
 def carer_for(user: User, *, carer_id: int | None = None) -> User | None:
     """The carer whose budget `user` may see: themselves, or for a representative the
     carer they act for (the one asked for, or the first)."""
@@ -150,7 +181,10 @@ def tranche_dates(schedule: TrancheSchedule, start: date, end: date) -> list[dat
     dates: list[date] = []
     step = 0
     while True:
-        due = _add_months(start, step)
+        try:
+            due = _add_months(start, step)
+        except ValueError:  # past year 9999: no later date exists, so no later part
+            return dates
         if due > end:
             return dates
         dates.append(due)
@@ -163,7 +197,25 @@ def split_award(award_pence: int, parts: int) -> list[int]:
     return [base + (1 if index < extra else 0) for index in range(parts)]
 
 
+def outside_dates(**days: date | None) -> list[str]:
+    """The names of the given dates that fall outside EARLIEST_DATE..LATEST_DATE."""
+    return [
+        name
+        for name, day in days.items()
+        if day is not None and not EARLIEST_DATE <= day <= LATEST_DATE
+    ]
+
+
 def _check_period(start: date, end: date) -> None:
+    """A period is in order, inside the dates we accept, and at most 2 years long (so its
+    tranches can always be worked out)."""
+    outside = outside_dates(period_start=start, period_end=end)
+    if outside:
+        raise DomainError(
+            f"A budget period must be {DATES_BETWEEN}.",
+            code="validation_failed",
+            fields={name: f"Enter a date {DATES_BETWEEN}." for name in outside},
+        )
     if end < start:
         raise DomainError(
             "The period must end on or after the day it starts.",
@@ -287,20 +339,38 @@ def allocate_budget(
     for existing in _overlapping([carer.id])[carer.id]:
         if existing.period_start <= period_end and period_start <= existing.period_end:
             raise BudgetOverlaps(_overlap_message(existing))
-    budget = _create_budget(
-        council_id=council_id,
-        carer=carer,
-        kind=kind,
-        period_start=period_start,
-        period_end=period_end,
-        award_pence=award_pence,
-        schedule=schedule,
-        actor=actor,
-        reason=reason,
-        now=now,
-    )
-    db.session.commit()
+    try:
+        budget = _create_budget(
+            council_id=council_id,
+            carer=carer,
+            kind=kind,
+            period_start=period_start,
+            period_end=period_end,
+            award_pence=award_pence,
+            schedule=schedule,
+            actor=actor,
+            reason=reason,
+            now=now,
+        )
+        db.session.commit()
+    except IntegrityError as exc:
+        _raise_overlap_race(exc)
     return budget
+
+
+OVERLAP_CONSTRAINT = "budgets_one_period_at_a_time"
+
+
+def _raise_overlap_race(exc: IntegrityError, *, line: int | None = None) -> NoReturn:
+    """PostgreSQL's exclusion constraint refused an overlapping period that our own check
+    did not see (another transaction committed it meanwhile): roll back and say so, like
+    the check would have. Any other integrity error is re-raised unchanged."""
+    db.session.rollback()
+    diag = getattr(exc.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    if OVERLAP_CONSTRAINT not in (constraint or str(exc.orig)):
+        raise exc
+    raise BudgetOverlaps(OVERLAP_RACE_MESSAGE, line=line) from exc
 
 
 def _release_tranche(tranche: BudgetTranche, *, now: datetime) -> None:
@@ -502,7 +572,9 @@ def carer_balances(
         .join(UserRole, and_(UserRole.user_id == User.id, UserRole.role == Role.CARER))
         .where(User.council_id == council_id)
     )
-    page = max(1, page)
+    # Any page number past the end (or below 1) shows the nearest real page.
+    pages = max(1, -(-int(total or 0) // per_page))
+    page = min(max(1, page), pages)
     rows = db.session.execute(
         base.order_by(key, User.id).limit(per_page).offset((page - 1) * per_page)
     ).all()
@@ -672,7 +744,10 @@ def preview_import(
             end = _parse_day(cell("period_end"))
         except ValueError:
             problems.append("the period end must be a date like 2028-03-31 or 31/03/2028")
-        if start and end:
+        if outside_dates(start=start, end=end):
+            # Checked like _check_period, so a file the preview accepts always imports.
+            problems.append(f"the period must be {DATES_BETWEEN}")
+        elif start and end:
             if end < start:
                 problems.append("the period ends before it starts")
             elif (end - start).days > MAX_PERIOD_DAYS:
@@ -733,24 +808,28 @@ def import_allocations(
     if not preview.ok:
         raise ImportInvalid(preview.errors or [RowError(1, "The file has no allocations.")])
     budgets = []
-    for done, row in enumerate(preview.rows, start=1):
-        budgets.append(
-            _create_budget(
-                council_id=council_id,
-                carer=row.carer,
-                kind=row.kind,
-                period_start=row.period_start,
-                period_end=row.period_end,
-                award_pence=row.amount_pence,
-                schedule=row.schedule,
-                actor=actor,
-                reason=f"Imported from the resource allocation file, line {row.line}",
-                now=now,
+    row = None
+    try:
+        for done, row in enumerate(preview.rows, start=1):
+            budgets.append(
+                _create_budget(
+                    council_id=council_id,
+                    carer=row.carer,
+                    kind=row.kind,
+                    period_start=row.period_start,
+                    period_end=row.period_end,
+                    award_pence=row.amount_pence,
+                    schedule=row.schedule,
+                    actor=actor,
+                    reason=f"Imported from the resource allocation file, line {row.line}",
+                    now=now,
+                )
             )
-        )
-        if on_progress is not None:
-            on_progress(done)
-    db.session.commit()
+            if on_progress is not None:
+                on_progress(done)
+        db.session.commit()
+    except IntegrityError as exc:
+        _raise_overlap_race(exc, line=row.line if row is not None else None)
     return budgets
 
 
@@ -796,15 +875,36 @@ class Statement:
     totals: dict[LedgerKind, int]
 
 
-def statement(budget: Budget, *, start: date, end: date) -> Statement:
-    """Every movement on the budget between two UK dates (inclusive), with the money
-    available before, after each movement and at the end."""
+def months_covered(start: date, end: date) -> int:
+    """How many calendar months the dates touch (1 April to 30 April is 1)."""
+    return (end.year - start.year) * 12 + end.month - start.month + 1
+
+
+def check_date_range(start: date, end: date, *, max_months: int | None = None) -> None:
+    """Refuse a statement or report range that is backwards, outside the dates we accept
+    (so the day after `end` always exists), or longer than `max_months`."""
+    outside = outside_dates(start=start, end=end)
+    if outside:
+        raise DomainError(
+            f"The dates must be {DATES_BETWEEN}.",
+            code="validation_failed",
+            fields={name: f"Enter a date {DATES_BETWEEN}." for name in outside},
+        )
     if end < start:
         raise DomainError(
             "The end date must be the same as or after the start date.",
             code="validation_failed",
             fields={"end": "The end date must be the same as or after the start date."},
         )
+    if max_months is not None and months_covered(start, end) > max_months:
+        message = f"The dates can cover at most {max_months} months."
+        raise DomainError(message, code="validation_failed", fields={"start": message})
+
+
+def statement(budget: Budget, *, start: date, end: date) -> Statement:
+    """Every movement on the budget between two UK dates (inclusive), with the money
+    available before, after each movement and at the end."""
+    check_date_range(start, end)
     begins, ends = start_of_london_day(start), start_of_london_day(end + timedelta(days=1))
     opening = int(
         db.session.scalar(
@@ -968,6 +1068,7 @@ class BreakDetails:
     worker: str
     support_kind: str
     starts_at: datetime | None = None
+    worker_id: int | None = None  # groups the report by person, not by display name
 
 
 BreakDetailsLookup = Callable[[Collection[int]], Mapping[int, BreakDetails]]
@@ -997,6 +1098,7 @@ class SpendRow:
     label: str
     spent_pence: int
     breaks: int
+    worker_id: int | None = None
 
 
 @dataclass
@@ -1024,6 +1126,7 @@ def _months(start: date, end: date) -> list[date]:
 def spend_report(council_id: int, *, start: date, end: date) -> SpendReport:
     """Money spent on breaks (captures less refunds) between two UK dates, by month,
     by worker and by kind of support. Months are UK calendar months."""
+    check_date_range(start, end, max_months=MAX_REPORT_MONTHS)
     begins, ends = start_of_london_day(start), start_of_london_day(end + timedelta(days=1))
     entries = db.session.execute(
         select(LedgerEntry.booking_id, LedgerEntry.amount_pence, LedgerEntry.created_at).where(
@@ -1045,18 +1148,28 @@ def spend_report(council_id: int, *, start: date, end: date) -> SpendReport:
         per_booking[booking_id] -= amount
     details = _break_details[0]([b for b in per_booking if b is not None])
 
-    def group(pick: Callable[[BreakDetails], str]) -> list[SpendRow]:
-        spent: dict[str, int] = defaultdict(int)
-        breaks: dict[str, int] = defaultdict(int)
+    def group(pick: Callable[[BreakDetails], tuple[int | None, str]]) -> list[SpendRow]:
+        """Sum spend per (id, label); two people who share a name stay two rows, and
+        their labels say which is which."""
+        spent: dict[tuple[int | None, str], int] = defaultdict(int)
+        breaks: dict[tuple[int | None, str], int] = defaultdict(int)
         for booking_id, amount in per_booking.items():
             found = details.get(booking_id) if booking_id is not None else None
-            label = pick(found) if found is not None else NOT_RECORDED
-            spent[label] += amount
-            breaks[label] += 1 if booking_id is not None else 0
-        return sorted(
-            (SpendRow(label, spent[label], breaks[label]) for label in spent),
-            key=lambda row: (-row.spent_pence, row.label),
-        )
+            key = pick(found) if found is not None else (None, NOT_RECORDED)
+            spent[key] += amount
+            breaks[key] += 1 if booking_id is not None else 0
+        names = Counter(label for _id, label in spent)
+        shared = {label for label, count in names.items() if count > 1}
+        rows = [
+            SpendRow(
+                f"{label} (worker {key_id})" if label in shared and key_id else label,
+                spent[(key_id, label)],
+                breaks[(key_id, label)],
+                worker_id=key_id,
+            )
+            for key_id, label in spent
+        ]
+        return sorted(rows, key=lambda row: (-row.spent_pence, row.label))
 
     return SpendReport(
         start=start,
@@ -1065,8 +1178,8 @@ def spend_report(council_id: int, *, start: date, end: date) -> SpendReport:
             SpendRow(f"{month:%B %Y}", month_spend[month], len(month_breaks[month]))
             for month in sorted(month_spend)
         ],
-        by_worker=group(lambda found: found.worker),
-        by_support=group(lambda found: found.support_kind),
+        by_worker=group(lambda found: (found.worker_id, found.worker)),
+        by_support=group(lambda found: (None, found.support_kind)),
         total_pence=sum(per_booking.values()),
     )
 

@@ -24,6 +24,7 @@ from booking.forms.budgets import (
     ConfirmImportForm,
     DateRangeForm,
     ImportForm,
+    ReportRangeForm,
 )
 from booking.models.budgets import AdjustmentTag, Budget, BudgetKind, LedgerEntry, TrancheSchedule
 from booking.services import budgets as service
@@ -56,43 +57,80 @@ def carer_balance() -> dict[str, Any]:
     }
 
 
+MAX_ID = 2**63 - 1  # the largest id a database column holds
+
+
+def _id_arg(name: str) -> int | None:
+    """An id from the query string; None when absent or not a number, 404 when it could
+    not be anyone's (so a huge number never reaches the database)."""
+    value = request.args.get(name, type=int)
+    if value is not None and not 0 < value <= MAX_ID:
+        abort(404)
+    return value
+
+
+def _range_form(form_class: type[DateRangeForm]) -> tuple[DateRangeForm, bool]:
+    """The date range form, read from the query string when it has dates."""
+    given = "start" in request.args or "end" in request.args
+    form = form_class(formdata=request.args if given else None)
+    return form, (form.validate() if given else True)
+
+
+def _show_domain_error(form: DateRangeForm, exc: DomainError) -> None:
+    """Put a service's refusal next to the date it is about (the start by default)."""
+    for name, message in (exc.fields or {"start": exc.message}).items():
+        field: Any = getattr(form, name, form.start)
+        field.errors = [*field.errors, message]
+
+
 # --- carer side -----------------------------------------------------------------------
 
 
-def _statement_for_request() -> tuple[User, Budget | None, DateRangeForm, Any]:
-    carer_id = request.args.get("carer", type=int)
-    carer = service.carer_for(current_user, carer_id=carer_id)
+def _statement_for_request() -> tuple[User, Budget | None, list[Budget], DateRangeForm, Any]:
+    """The carer (themselves, or the one a representative acts for), the budget asked for
+    with `?budget=` (one of that carer's own; anyone else's is 404) or else the current
+    or latest one, and its statement for the dates asked for (None if they are wrong)."""
+    carer = service.carer_for(current_user, carer_id=_id_arg("carer"))
     if carer is None:
         abort(404)
     today = london_today(utcnow())
-    budget = ledger.current_budget(carer.id, today=today)
-    if budget is None:
-        budget = db.session.scalars(
-            select(Budget).where(Budget.carer_id == carer.id).order_by(Budget.period_start.desc())
-        ).first()
-    form = DateRangeForm(formdata=request.args if request.args.get("start") else None)
+    budgets = service.carer_budgets(carer.id)
+    chosen = _id_arg("budget")
+    if chosen is not None:
+        budget = next((b for b in budgets if b.id == chosen), None)
+        if budget is None:
+            abort(404)
+    else:
+        budget = next(
+            (b for b in budgets if b.period_start <= today <= b.period_end),
+            budgets[0] if budgets else None,
+        )
+    form, valid = _range_form(DateRangeForm)
     stmt = None
     if budget is not None:
-        valid = form.validate() if request.args.get("start") else True
         start = (form.start.data if valid else None) or budget.period_start
         end = (form.end.data if valid else None) or min(today, budget.period_end)
         if end < start:
             end = start
         if valid:
-            stmt = service.statement(budget, start=start, end=end)
+            try:
+                stmt = service.statement(budget, start=start, end=end)
+            except DomainError as exc:
+                _show_domain_error(form, exc)
         form.start.data, form.end.data = start, end
-    return carer, budget, form, stmt
+    return carer, budget, budgets, form, stmt
 
 
 @bp.get("/statement")
 @roles_required(*CARER_SIDE)
 def statement() -> ResponseReturnValue:
-    carer, budget, form, stmt = _statement_for_request()
+    carer, budget, budgets, form, stmt = _statement_for_request()
     figures = ledger.balance(budget) if budget is not None else None
     return render_template(
         "booking/budgets/statement.html",
         carer=carer,
         budget=budget,
+        budgets=budgets,
         figures=figures,
         form=form,
         statement=stmt,
@@ -100,10 +138,18 @@ def statement() -> ResponseReturnValue:
     )
 
 
+def _back_to(endpoint: str) -> ResponseReturnValue:
+    """Wrong dates on a download: back to the page, which shows the error message."""
+    query = request.query_string.decode()
+    return redirect(url_for(endpoint) + (f"?{query}" if query else ""))
+
+
 def _download(kind: str) -> ResponseReturnValue:
-    carer, budget, _form, stmt = _statement_for_request()
-    if budget is None or stmt is None:
+    carer, budget, _budgets, _form, stmt = _statement_for_request()
+    if budget is None:
         abort(404)
+    if stmt is None:
+        return _back_to("budgets.statement")
     name = f"budget-statement-{stmt.start.isoformat()}-to-{stmt.end.isoformat()}"
     if kind == "csv":
         body: Any = service.statement_csv(stmt)
@@ -147,7 +193,7 @@ def index() -> ResponseReturnValue:
         today=london_today(utcnow()),
         sort=request.args.get("sort", "name"),
         direction=request.args.get("direction", "asc"),
-        page=request.args.get("page", 1, type=int) or 1,
+        page=request.args.get("page", 1, type=int) or 1,  # clamped to the real pages
         per_page=PER_PAGE,
     )
     return render_template("booking/budgets/index.html", page=page)
@@ -181,8 +227,17 @@ def allocate() -> ResponseReturnValue:
             )
         except DomainError as exc:
             db.session.rollback()
-            target = form.carer_id if exc.code == "not_found" else form.period_start
-            target.errors = [*target.errors, exc.message]  # type: ignore[list-item]
+            if exc.code == "not_found":
+                targets = {"carer_id": exc.message}
+            else:
+                targets = {
+                    name: message
+                    for name, message in exc.fields.items()
+                    if name in ("period_start", "period_end")
+                } or {"period_start": exc.message}
+            for name, message in targets.items():
+                target = getattr(form, name)
+                target.errors = [*target.errors, message]
         else:
             flash("The budget has been allocated.", "success")
             return redirect(url_for("budgets.detail", budget_id=budget.id))
@@ -197,6 +252,8 @@ def detail(budget_id: int) -> ResponseReturnValue:
 
 
 def _officer_budget(budget_id: int) -> Budget:
+    if budget_id > MAX_ID:
+        abort(404)
     try:
         return service.council_budget(_council_id(), budget_id)
     except DomainError:
@@ -298,33 +355,47 @@ def import_confirm() -> ResponseReturnValue:
         )
     except service.ImportInvalid as exc:
         db.session.rollback()
-        return render_template(
-            "booking/budgets/import.html",
-            form=ImportForm(formdata=None),
-            preview=service.ImportPreview(errors=exc.errors),
-            confirm=ConfirmImportForm(formdata=None),
-            failed=True,
-        )
+        return _import_failed(exc.errors)
+    except service.BudgetOverlaps as exc:
+        # Another budget for one of these carers was saved while the file was importing.
+        db.session.rollback()
+        return _import_failed([service.RowError(exc.line or 1, exc.message)])
     flash(f"{len(budgets)} budgets have been imported.", "success")
     return redirect(url_for("budgets.index"))
 
 
-def _report_range() -> tuple[DateRangeForm, date, date, bool]:
+def _import_failed(errors: list[service.RowError]) -> ResponseReturnValue:
+    return render_template(
+        "booking/budgets/import.html",
+        form=ImportForm(formdata=None),
+        preview=service.ImportPreview(errors=errors),
+        confirm=ConfirmImportForm(formdata=None),
+        failed=True,
+    )
+
+
+def _report_for_request() -> tuple[DateRangeForm, service.SpendReport | None]:
+    """The spend report for the dates asked for (by default the last 12 months), or None
+    with the form's error messages when the dates are wrong."""
     today = london_today(utcnow())
-    form = DateRangeForm(formdata=request.args if request.args.get("start") else None)
-    valid = form.validate() if request.args.get("start") else True
+    form, valid = _range_form(ReportRangeForm)
     first_month = date(today.year - 1, today.month, 1) + timedelta(days=31)
     start = (form.start.data if valid else None) or date(first_month.year, first_month.month, 1)
     end = (form.end.data if valid else None) or today
+    spend = None
+    if valid:
+        try:
+            spend = service.spend_report(_council_id(), start=start, end=end)
+        except DomainError as exc:
+            _show_domain_error(form, exc)
     form.start.data, form.end.data = start, end
-    return form, start, end, valid
+    return form, spend
 
 
 @bp.get("/report")
 @roles_required(Role.COUNCIL_OFFICER)
 def report() -> ResponseReturnValue:
-    form, start, end, valid = _report_range()
-    spend = service.spend_report(_council_id(), start=start, end=end) if valid else None
+    form, spend = _report_for_request()
     return render_template(
         "booking/budgets/report.html",
         form=form,
@@ -336,10 +407,10 @@ def report() -> ResponseReturnValue:
 @bp.get("/report.csv")
 @roles_required(Role.COUNCIL_OFFICER)
 def report_csv() -> ResponseReturnValue:
-    _form, start, end, valid = _report_range()
-    if not valid:
-        abort(400)
-    spend = service.spend_report(_council_id(), start=start, end=end)
+    _form, spend = _report_for_request()
+    if spend is None:
+        return _back_to("budgets.report")
+    start, end = spend.start, spend.end
     response = Response(service.spend_report_csv(spend), mimetype="text/csv")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="spend-{start.isoformat()}-to-{end.isoformat()}.csv"'

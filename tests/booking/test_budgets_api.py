@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
@@ -156,3 +157,29 @@ def test_ledger_is_visible_to_its_carer_and_their_councils_officers_only(
     assert (
         client.get(f"/api/v1/budgets/{budget.id}/ledger", headers=bearer(worker)).status_code == 403
     )
+
+
+@pytest.mark.parametrize("tranches", ["monthly", "four_weekly", "whole"])
+@pytest.mark.parametrize(
+    ("start", "end", "fields"),
+    [
+        ("9999-01-01", "9999-12-31", {"period_start", "period_end"}),
+        ("2100-06-01", "2101-05-31", {"period_end"}),
+        ("0001-01-01", "0001-12-31", {"period_start", "period_end"}),
+    ],
+)
+def test_a_period_outside_2000_to_2100_is_validation_failed(
+    client: FlaskClient, tranches: str, start: str, end: str, fields: set[str]
+) -> None:
+    carer = make_carer()
+    response = client.post(
+        "/api/v1/budgets",
+        json=_body(carer.id, period_start=start, period_end=end, tranches=tranches),
+        headers={**bearer(make_officer(carer.council)), "Idempotency-Key": "far-future"},
+    )
+    assert response.status_code == 422, response.get_data(as_text=True)
+    error = error_of(response)
+    assert error["code"] == "validation_failed"
+    assert set(error["fields"]) == fields
+    assert "between 1 January 2000 and 31 December 2100" in error["message"]
+    assert _budgets() == 0

@@ -405,3 +405,120 @@ def test_carer_balances_table_sorts_pages_and_keeps_queries_constant(sql_count: 
     second = service.carer_balances(council.id, today=NOW.date(), sort="name", page=2, per_page=4)
     assert second.pages == 3
     assert [row.carer.name for row in second.rows] == ["More 0", "More 1", "More 2", "More 3"]
+
+
+# --- dates outside the years we accept ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "bad"),
+    [
+        (date(9999, 1, 1), date(9999, 12, 31), {"period_start", "period_end"}),
+        (date(2100, 6, 1), date(2101, 5, 31), {"period_end"}),
+        (date(1, 1, 1), date(1, 12, 31), {"period_start", "period_end"}),
+    ],
+)
+@pytest.mark.parametrize("schedule", list(TrancheSchedule))
+def test_a_period_outside_2000_to_2100_is_refused_with_a_message(
+    start: date, end: date, bad: set[str], schedule: TrancheSchedule
+) -> None:
+    carer = make_carer()
+    with pytest.raises(DomainError) as caught:
+        service.allocate_budget(
+            council_id=carer.council_id,
+            carer_id=carer.id,
+            kind=service.BudgetKind.MIXED,
+            period_start=start,
+            period_end=end,
+            award_pence=12_000,
+            schedule=schedule,
+            actor=None,
+            now=NOW,
+        )
+    db.session.rollback()
+    assert caught.value.code == "validation_failed"
+    assert caught.value.status == 422
+    assert set(caught.value.fields) == bad
+    assert "between 1 January 2000 and 31 December 2100" in caught.value.message
+    assert _count(Budget) == 0
+
+
+def test_the_last_accepted_period_still_has_its_monthly_tranches() -> None:
+    budget = make_budget(
+        award_pence=12_000,
+        start=date(2100, 1, 1),
+        end=date(2100, 12, 31),
+        schedule=TrancheSchedule.MONTHLY,
+        now=NOW,
+    )
+    assert len(budget.tranches) == 12
+    assert sum(t.amount_pence for t in budget.tranches) == 12_000
+    # Even unchecked, the schedule stops at year 9999 instead of failing.
+    dates = service.tranche_dates(TrancheSchedule.MONTHLY, date(9999, 11, 1), date(9999, 12, 31))
+    assert dates == [date(9999, 11, 1), date(9999, 12, 1)]
+
+
+def test_preview_refuses_what_the_import_would_refuse() -> None:
+    council = CouncilFactory()
+    carer, other = make_carer(council), make_carer(council)
+    text = _csv(
+        f"{carer.reference},9999-01-01,9999-12-31,1200,mixed,monthly",
+        f"{other.reference},01/01/1999,31/12/1999,1200,mixed",
+    ).replace("kind\n", "kind,tranches\n", 1)
+    preview = service.preview_import(council.id, text)
+    assert [error.line for error in preview.errors] == [2, 3]
+    assert all("between 1 January 2000 and 31 December 2100" in e.message for e in preview.errors)
+    with pytest.raises(service.ImportInvalid) as caught:
+        service.import_allocations(council.id, text, actor=None, now=NOW)
+    db.session.rollback()
+    assert [error.line for error in caught.value.errors] == [2, 3]
+    assert _count(Budget) == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        (date(2026, 1, 1), date(9999, 12, 31), "end"),
+        (date(1, 1, 1), date(2026, 1, 1), "start"),
+    ],
+)
+def test_statement_and_report_refuse_dates_outside_the_years(
+    start: date, end: date, field: str
+) -> None:
+    budget = make_budget(now=NOW)
+    for call in (
+        lambda: service.statement(budget, start=start, end=end),
+        lambda: service.spend_report(budget.council_id, start=start, end=end),
+    ):
+        with pytest.raises(DomainError) as caught:
+            call()
+        assert caught.value.code == "validation_failed"
+        assert set(caught.value.fields) == {field}
+
+
+def test_a_report_covers_at_most_sixty_months() -> None:
+    council_id = make_budget(now=NOW).council_id
+    longest = service.spend_report(council_id, start=date(2022, 1, 1), end=date(2026, 12, 31))
+    assert len(longest.by_month) == service.MAX_REPORT_MONTHS == 60
+    with pytest.raises(DomainError, match="at most 60 months"):
+        service.spend_report(council_id, start=date(2021, 12, 31), end=date(2026, 12, 31))
+
+
+def test_the_balances_table_clamps_the_page_number() -> None:
+    council = CouncilFactory()
+    for n in range(5):
+        make_carer(council, name=f"Carer {n}")
+    last = service.carer_balances(council.id, today=NOW.date(), page=10**20, per_page=2)
+    assert (last.page, last.pages) == (3, 3)
+    assert [row.carer.name for row in last.rows] == ["Carer 4"]
+    first = service.carer_balances(council.id, today=NOW.date(), page=-5, per_page=2)
+    assert first.page == 1
+    assert [row.carer.name for row in first.rows] == ["Carer 0", "Carer 1"]
+
+
+def test_carer_budgets_lists_one_carers_periods_latest_first() -> None:
+    carer = make_carer()
+    old = make_budget(carer, start=date(2025, 1, 1), end=date(2025, 12, 31), now=NOW)
+    new = make_budget(carer, start=date(2026, 1, 1), end=date(2026, 12, 31), now=NOW)
+    make_budget(now=NOW)  # someone else's
+    assert [b.id for b in service.carer_budgets(carer.id)] == [new.id, old.id]
