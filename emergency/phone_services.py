@@ -18,13 +18,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 
 from app import audit, outbox
+from app.clock import london_today
 from app.errors import DomainError
 from app.extensions import db
-from app.models import Council, OutboxMessage, ProcessedWebhook, Role, User
+from app.models import (
+    Council,
+    OutboxMessage,
+    OutboxStatus,
+    ProcessedWebhook,
+    Role,
+    User,
+    UserRole,
+)
 from app.notify import Sent, status_callback_url
 from app.phone_numbers import normalise_uk_phone
 from emergency import services as emergency_services
@@ -38,12 +48,11 @@ from emergency.models import (
     PlanStatus,
     PlanVersion,
 )
-from emergency.phone_models import CascadeCall, ContactCheck, RotaEntry
+from emergency.phone_models import CascadeCall, ContactCheck, MissedCall, RotaEntry
+from emergency.services.cascade import cascade_sms_key, contact_declined, contact_unreachable
 
 log = logging.getLogger("emergency.phone")
 
-DEFAULT_CALL_ATTEMPTS = 2
-DEFAULT_CALL_RETRY_MINUTES = 3
 CONTACT_CHECK_INTERVAL = timedelta(days=365)
 CONTACT_CHECK_REPLY_DAYS = 14
 # How long a placed call may take to ring out and report back before the cascade moves on.
@@ -70,8 +79,10 @@ _STATUS_RANK = {
     "canceled": 5,
 }
 _CALL_ENDED = {"completed", "busy", "no-answer", "failed", "canceled"}
+# Twilio accepted the message or call but then could not deliver it.
+_FAILED = {"undelivered", "failed"}
 _YES = {"yes", "y", "yes please", "yeah", "yep", "ok", "okay"}
-_NO = {"no", "n", "nope", "stop calling"}
+_NO = {"no", "n", "nope", "stop calling", "no sorry", "sorry no", "cant", "i cant", "cannot"}
 
 
 class PhoneError(DomainError):
@@ -81,24 +92,35 @@ class PhoneError(DomainError):
 # --- the rota -----------------------------------------------------------------------
 
 
-def rota_entries() -> list[RotaEntry]:
-    """Every operator's rota row, on duty first."""
+def _in_council(column: Any, council_id: int | None) -> ColumnElement[bool]:
+    """`column` names `council_id` (staff without a council see only the like of them)."""
+    return column.is_(None) if council_id is None else column == council_id
+
+
+def rota_entries(council_id: int | None) -> list[RotaEntry]:
+    """The rota rows of one council's operators, on duty first, each with its operator
+    loaded by the same query."""
     return list(
         db.session.scalars(
             select(RotaEntry)
             .join(RotaEntry.user)
+            .options(contains_eager(RotaEntry.user))
+            .where(_in_council(User.council_id, council_id))
             .order_by(RotaEntry.on_duty.desc(), RotaEntry.is_backup, User.name)
         )
     )
 
 
-def operators() -> list[User]:
-    """People who can be put on the rota."""
-    return [
-        user
-        for user in db.session.scalars(select(User).order_by(User.name))
-        if user.has_role(Role.OPERATOR)
-    ]
+def operators(council_id: int | None) -> list[User]:
+    """The council's operators: the people who can be put on its rota."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .join(UserRole, UserRole.user_id == User.id)
+            .where(UserRole.role == Role.OPERATOR, _in_council(User.council_id, council_id))
+            .order_by(User.name, User.id)
+        )
+    )
 
 
 def set_rota_entry(
@@ -112,7 +134,11 @@ def set_rota_entry(
 ) -> RotaEntry:
     """Put an operator on (or off) duty with the number the line should ring.
 
-    The number is validated as a UK number and stored in E.164."""
+    Only the actor's own council's operators: another council's person is "not found"
+    (404), so the rota never reveals or changes who works elsewhere. The number is
+    validated as a UK number and stored in E.164."""
+    if operator.council_id != by.council_id:
+        raise PhoneError("That operator was not found.", code="not_found", status=404)
     if not operator.has_role(Role.OPERATOR):
         raise PhoneError(
             "Only operators can be put on the rota.", fields={"operator": "Choose an operator"}
@@ -122,6 +148,7 @@ def set_rota_entry(
     if entry is None:
         entry = RotaEntry(user_id=operator.id, council_id=operator.council_id, phone=phone)
         db.session.add(entry)
+    entry.council_id = operator.council_id
     entry.phone = phone
     entry.on_duty = on_duty
     entry.is_backup = is_backup
@@ -179,6 +206,12 @@ def council_for_line(called_number: str | None) -> int | None:
         return scheme.council_id
     council = db.session.scalar(select(Council).where(Council.emergency_phone == called_number))
     return council.id if council is not None else None
+
+
+def council_duty_phone(council_id: int | None) -> str | None:
+    """The council's emergency duty team number, told to a caller no operator answered."""
+    council = db.session.get(Council, council_id) if council_id is not None else None
+    return council.duty_team_phone if council is not None else None
 
 
 # --- the PIN by keypad --------------------------------------------------------------
@@ -333,6 +366,49 @@ def _first_delivery(event_id: str, event_type: str) -> bool:
     return True
 
 
+def record_screen_answer(
+    parent_call_sid: str | None, *, stage: int, digits: str, now: datetime
+) -> bool:
+    """The operator's phone picked up the transfer and heard the whisper ("press 1 to
+    take the call"). Only a 1 counts: a voicemail greeting never presses it, so the
+    transfer is then not counted as answered (see `record_dial_result`). Returns True
+    when the caller should be put through. A replay changes nothing."""
+    if digits != "1" or not parent_call_sid:
+        return False
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                ProcessedWebhook(
+                    provider="twilio",
+                    event_id=_screen_key(parent_call_sid, stage),
+                    event_type="screen-accepted",
+                    received_at=now,
+                )
+            )
+    except IntegrityError:
+        return True  # a replay
+    db.session.commit()
+    return True
+
+
+def _screen_key(call_sid: str, stage: int) -> str:
+    return f"screen-accepted:{call_sid}:{stage}"[:255]
+
+
+def _screen_accepted(call_sid: str | None, stage: int) -> bool:
+    if not call_sid:
+        return False
+    return (
+        db.session.scalar(
+            select(ProcessedWebhook.id).where(
+                ProcessedWebhook.provider == "twilio",
+                ProcessedWebhook.event_id == _screen_key(call_sid, stage),
+            )
+        )
+        is not None
+    )
+
+
 def record_dial_result(
     incident_id: int | None,
     *,
@@ -341,14 +417,25 @@ def record_dial_result(
     now: datetime,
     call_sid: str | None = None,
     talked_seconds: int | None = None,
+    caller_number: str | None = None,
 ) -> bool:
-    """Note how the transfer to an operator ended. Returns True when somebody answered.
+    """Note how the transfer to an operator ended. Returns True when an operator took
+    the call.
+
+    The operator's number is rung with a whisper that asks them to press 1. Twilio's
+    own call-screening guide moves on whenever `DialCallStatus` is not `completed`, so a
+    whisper that hangs up (no key pressed) comes back as `no-answer`; but `completed`
+    only means the operator's leg carried audio, which a voicemail greeting does too. So
+    the transfer counts as answered only when it is `completed` and the operator's 1 is
+    on record for this call and stage; otherwise nobody took the call.
 
     Twilio reports the transfer when it ends, with how long the operator talked
     (`DialCallDuration`), so the operator answered that long before `now`. When nobody
-    answers the first transfer, the contact cascade starts at once. With the call's
-    `call_sid`, a replay of the same report changes nothing."""
-    answered = dial_status in {"completed", "answered"}
+    answers the first transfer, the contact cascade starts at once, and the timeline
+    keeps the caller's number so an operator can call back. With the call's `call_sid`,
+    a replay of the same report changes nothing."""
+    connected = dial_status in {"completed", "answered"}
+    answered = connected and _screen_accepted(call_sid, stage)
     incident = db.session.get(Incident, incident_id) if incident_id else None
     if incident is None:
         return answered
@@ -372,13 +459,26 @@ def record_dial_result(
         )
         db.session.commit()
         return True
+    if connected:
+        why = (
+            "The operator's phone picked up, but nobody pressed 1 to take the call "
+            "(perhaps a voicemail)."
+        )
+    else:
+        why = f"No operator answered the transfer ({dial_status})."
+    caller = caller_key(caller_number)
     emergency_services.add_incident_event(
         incident,
         kind="call",
-        text=f"No operator answered the transfer ({dial_status}).",
+        text=why
+        + (
+            " The caller's number was withheld."
+            if caller == "withheld"
+            else f" The caller's number is {caller}."
+        ),
         actor=None,
         now=now,
-        details={"stage": stage},
+        details={"stage": stage, "dial_status": dial_status[:32], "caller_number": caller},
         commit=False,
     )
     db.session.commit()
@@ -388,6 +488,78 @@ def record_dial_result(
     ):
         emergency_services.start_cascade(incident, now=now)
     return False
+
+
+# --- callers nobody answered, whose plan was not found ------------------------------------
+
+
+def record_missed_call(
+    call_sid: str,
+    *,
+    caller_number: str | None,
+    line_number: str | None,
+    reason: str,
+    now: datetime,
+) -> MissedCall | None:
+    """Put a caller whose plan was not found, and whom no operator answered, on the
+    operators' missed-calls list. Nothing else would ever tell staff about them.
+    One row per call: a replay (or a later step of the same call) changes nothing."""
+    if not call_sid:
+        return None
+    existing = db.session.scalar(select(MissedCall).where(MissedCall.call_sid == call_sid))
+    if existing is not None:
+        return existing
+    caller = caller_key(caller_number)
+    missed = MissedCall(
+        council_id=council_for_line(line_number),
+        call_sid=call_sid[:64],
+        caller_number=None if caller == "withheld" else caller[:32],
+        line_number=line_number[:32] if line_number else None,
+        reason=reason[:64],
+        called_at=call_arrived_at(call_sid) or now,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(missed)
+    except IntegrityError:  # the same call, recorded at the same moment by a retry
+        return db.session.scalar(select(MissedCall).where(MissedCall.call_sid == call_sid))
+    db.session.commit()
+    return missed
+
+
+def missed_calls(council_id: int | None, *, limit: int = 200) -> list[MissedCall]:
+    """The council's missed calls nobody has dealt with yet, newest first."""
+    return list(
+        db.session.scalars(
+            select(MissedCall)
+            .where(
+                _in_council(MissedCall.council_id, council_id),
+                MissedCall.dealt_with_at.is_(None),
+            )
+            .order_by(MissedCall.called_at.desc(), MissedCall.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def mark_missed_call_dealt_with(missed_call_id: int, *, by: User, now: datetime) -> MissedCall:
+    """An operator has called back (or could not): the call leaves the list. Audited;
+    another council's call is "not found"."""
+    missed = db.session.get(MissedCall, missed_call_id)
+    if missed is None or missed.council_id != by.council_id:
+        raise PhoneError("That missed call was not found.", code="not_found", status=404)
+    if missed.dealt_with_at is None:
+        missed.dealt_with_at = now
+        missed.dealt_with_by_id = by.id
+        audit.record(
+            "phone.missed_call.dealt_with",
+            actor=by,
+            council_id=missed.council_id,
+            subject=missed,
+            details={"call_sid": missed.call_sid},
+        )
+        db.session.commit()
+    return missed
 
 
 # --- the cascade by phone -------------------------------------------------------------
@@ -433,16 +605,23 @@ def place_cascade_calls(*, now: datetime, max_attempts: int, retry_minutes: int)
         contact = _waiting_contact(incident)
         if contact is None:
             continue
-        calls = list(
-            db.session.scalars(
-                select(CascadeCall)
-                .where(
-                    CascadeCall.incident_id == incident.id,
-                    CascadeCall.contact_id == contact.id,
-                )
-                .order_by(CascadeCall.attempt_number)
+        calls = _calls_to(incident, contact)
+        if _unreachable(incident, contact, calls, max_attempts):
+            # Their SMS was not delivered and no call got a 1: nobody can answer, so
+            # the next contact is asked now rather than after the timeout.
+            contact_unreachable(
+                incident,
+                contact,
+                reason=f"their SMS was not delivered and {len(calls)} "
+                + ("call" if len(calls) == 1 else "calls")
+                + " did not reach them",
+                now=now,
+                commit=False,
             )
-        )
+            contact = _waiting_contact(incident)
+            if contact is None:
+                continue
+            calls = _calls_to(incident, contact)
         if calls:
             last = calls[-1]
             if last.outcome != "not_reached" or len(calls) >= max_attempts:
@@ -480,6 +659,33 @@ def place_cascade_calls(*, now: datetime, max_attempts: int, retry_minutes: int)
         queued += 1
     db.session.commit()
     return queued
+
+
+def _calls_to(incident: Incident, contact: Contact) -> list[CascadeCall]:
+    return list(
+        db.session.scalars(
+            select(CascadeCall)
+            .where(CascadeCall.incident_id == incident.id, CascadeCall.contact_id == contact.id)
+            .order_by(CascadeCall.attempt_number)
+        )
+    )
+
+
+def _unreachable(
+    incident: Incident, contact: Contact, calls: list[CascadeCall], max_attempts: int
+) -> bool:
+    """Every way of reaching the contact has failed: the cascade SMS is dead (Twilio
+    could not deliver it) and every configured call ended without a keypress."""
+    if incident.is_drill or len(calls) < max_attempts:
+        return False
+    if any(call.outcome != "not_reached" for call in calls):
+        return False
+    sms_status = db.session.scalar(
+        select(OutboxMessage.status).where(
+            OutboxMessage.dedupe_key == cascade_sms_key(incident, contact)
+        )
+    )
+    return sms_status is OutboxStatus.DEAD
 
 
 def _hold_cascade_step(incident: Incident, *, until: datetime) -> None:
@@ -532,8 +738,47 @@ def _deliver_call(message: OutboxMessage, ctx: outbox.DeliveryContext) -> Sent:
     return ctx.notifier.place_call(
         message.recipient or "",
         twiml_url=base + str(message.payload["path"]),
-        status_callback=status_callback_url(ctx.config),
+        status_callback=status_callback_url(ctx.config, outbox_id=message.id),
         machine_detection=True,
+    )
+
+
+@outbox.on_failure
+def _cascade_message_failed(message: OutboxMessage, now: datetime) -> None:
+    """A cascade SMS or call went dead (Twilio refused it, every try failed, or Twilio
+    reported it undelivered): say so on the incident's timeline. A call that was never
+    placed counts as not reached, so the contact is called again as configured."""
+    if message.kind == "call":
+        call = db.session.scalar(
+            select(CascadeCall).where(CascadeCall.outbox_message_id == message.id)
+        )
+        if call is None or call.outcome != "pending":
+            return
+        incident = db.session.get(Incident, call.incident_id)
+        contact = db.session.get(Contact, call.contact_id)
+        if incident is None or contact is None:
+            return
+        call.outcome = "not_reached"
+        call.ended_at = call.ended_at or now
+        what = f"The call to {contact.name} could not be made"
+        details: dict[str, Any] = {"cascade_call_id": call.id}
+    elif message.kind == "sms" and {"incident_id", "contact_id"} <= message.payload.keys():
+        incident = db.session.get(Incident, message.payload["incident_id"])
+        contact = db.session.get(Contact, message.payload["contact_id"])
+        if incident is None or contact is None:
+            return
+        what = f"The SMS to {contact.name} could not be delivered"
+        details = {"contact_id": contact.id}
+    else:
+        return
+    emergency_services.add_incident_event(
+        incident,
+        kind="cascade_contact_tried",
+        text=f"{what} ({(message.last_error or 'no reason given')[:200]}).",
+        actor=None,
+        now=now,
+        details={**details, "outbox_message_id": message.id},
+        commit=False,
     )
 
 
@@ -592,7 +837,10 @@ def cascade_call_answered(
 def cascade_call_keypress(
     call_id: int | None, incident_id: int | None, *, digits: str, now: datetime
 ) -> str:
-    """A contact pressed a key on the automated call: 1 confirms they can step in."""
+    """A contact pressed a key on the automated call. 1: they can step in (the cascade
+    stops). 2: they cannot, and the cascade asks the next contact at once. Any other
+    key is not understood; the call counts as not reached and is tried again as
+    configured. Returns "confirmed", "declined" or "unclear"."""
     call = _cascade_call(call_id, incident_id)
     if call is None:
         return "unknown"
@@ -601,36 +849,56 @@ def cascade_call_keypress(
     assert incident is not None
     assert contact is not None
     if not _first_delivery(f"cascade-key:{call.id}", "cascade"):
-        return "confirmed" if call.outcome == "confirmed" else "declined"  # a replay
+        return {"confirmed": "confirmed", "declined": "declined"}.get(call.outcome, "unclear")
     call.digits = digits[:8]
+    call.ended_at = call.ended_at or now
     if digits == "1":
         call.outcome = "confirmed"
-        call.ended_at = call.ended_at or now
         db.session.flush()
         emergency_services.confirm_contact(incident, contact, via="call", now=now)
         db.session.commit()
         return "confirmed"
-    call.outcome = "declined"
-    call.ended_at = call.ended_at or now
+    if digits == "2":
+        call.outcome = "declined"
+        db.session.flush()
+        contact_declined(
+            incident,
+            contact,
+            said="pressed 2 on the automated call",
+            now=now,
+            details={"cascade_call_id": call.id, "digits": digits[:8]},
+        )
+        return "declined"
+    call.outcome = "not_reached"
     emergency_services.add_incident_event(
         incident,
         kind="cascade_contact_tried",
-        text=f"{contact.name} pressed {digits or 'no key'}: they cannot step in now.",
+        text=f"{contact.name} pressed {digits[:8] or 'no key'} on the automated call, "
+        "not 1 or 2: not counted as an answer.",
         actor=None,
         now=now,
-        details={"cascade_call_id": call.id, "digits": digits},
+        details={"cascade_call_id": call.id, "digits": digits[:8]},
         commit=False,
     )
     db.session.commit()
-    return "declined"
+    return "unclear"
 
 
 # --- Twilio status callbacks ----------------------------------------------------------
 
 
-def record_status_callback(params: Mapping[str, str], *, now: datetime) -> OutboxMessage | None:
-    """Record a delivery status on the outbox row Twilio reports on (by MessageSid or
-    CallSid), and on the incident timeline for cascade calls. A replay changes nothing."""
+def record_status_callback(
+    params: Mapping[str, str], *, now: datetime, outbox_id: int | None = None
+) -> OutboxMessage | None:
+    """Record a delivery status on the outbox row Twilio reports on, and on the incident
+    timeline for cascade calls. A replay changes nothing.
+
+    The row is found by `outbox_id` (our status-callback URL names it) or else by
+    Twilio's MessageSid/CallSid. Twilio may report before the sending job has committed
+    the SID: the row is then still locked by that job, and the report waits for it
+    rather than missing it. `undelivered` or `failed` makes the row dead, shown to staff
+    under "failed" with Twilio's error code; a failed cascade SMS or call also goes on
+    the incident's timeline (see `_cascade_message_failed`)."""
     sid = params.get("MessageSid") or params.get("SmsSid") or params.get("CallSid") or ""
     status = (
         params.get("MessageStatus") or params.get("SmsStatus") or params.get("CallStatus") or ""
@@ -645,19 +913,45 @@ def record_status_callback(params: Mapping[str, str], *, now: datetime) -> Outbo
             )
     except IntegrityError:
         return None  # already recorded
-    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.provider_ref == sid))
+    message = _reported_message(sid, outbox_id)
     if message is None:
         db.session.commit()
         return None
     current = message.delivery_status or ""
     if _STATUS_RANK.get(status, 0) >= _STATUS_RANK.get(current, 0):
         message.delivery_status = status[:32]
-    if params.get("ErrorCode"):
-        message.last_error = f"Twilio reported error {params['ErrorCode']} ({status})"
+    code = (params.get("ErrorCode") or "")[:16]
+    if code:
+        message.last_error = f"Twilio reported error {code} ({status})"
     call = db.session.scalar(select(CascadeCall).where(CascadeCall.outbox_message_id == message.id))
     if call is not None:
         _record_call_progress(call, status, params.get("AnsweredBy"), now=now)
+    if status in _FAILED and message.status is OutboxStatus.SENT:
+        outbox.mark_failed(
+            message,
+            error=f"Twilio reported error {code} ({status})"
+            if code
+            else f"Twilio reported it {status}",
+            now=now,
+        )
     db.session.commit()
+    return message
+
+
+def _reported_message(sid: str, outbox_id: int | None) -> OutboxMessage | None:
+    """The outbox row a status report is about, or None when it is about no send we
+    know (a send before a staff retry: that row now waits for, or has, another SID)."""
+    if outbox_id is None:
+        return db.session.scalar(select(OutboxMessage).where(OutboxMessage.provider_ref == sid))
+    # FOR UPDATE waits for a delivery job still holding the row (PostgreSQL); SQLite
+    # already serialises writers (BEGIN IMMEDIATE).
+    message = db.session.scalar(
+        select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update()
+    )
+    if message is None or message.status is OutboxStatus.PENDING:
+        return None
+    if message.provider_ref is not None and message.provider_ref != sid:
+        return None
     return message
 
 
@@ -717,8 +1011,13 @@ def _words(body: str) -> str:
 def handle_sms_reply(
     from_number: str, body: str, *, message_sid: str, now: datetime, line_phone: str
 ) -> str | None:
-    """A text to our number. YES from a contact the cascade is waiting on confirms them;
-    YES or NO answers the yearly check. Returns the short reply to send (or None)."""
+    """A text to our number. Returns the short reply to send (or None for a replay).
+
+    From a contact a running cascade has asked: YES confirms them; NO means they cannot
+    step in, and the next contact is asked at once; anything else goes on the incident's
+    timeline for the operator and gets a short plain reply. Otherwise YES or NO answers
+    the yearly check, for every plan that number is a contact on (the check's SMS names
+    no carer, so the answer is about the person, not one plan)."""
     phone = _e164(from_number)
     if message_sid:
         try:
@@ -731,21 +1030,44 @@ def handle_sms_reply(
         except IntegrityError:
             return None  # a replay: answered already
     words = _words(body)
-    if words in _YES:
-        found = emergency_services.find_active_cascade_contact_by_phone(phone, now=now)
-        if found is not None:
-            incident, contact = _incident_and_contact(found)
+    found = emergency_services.find_active_cascade_contact_by_phone(phone, now=now)
+    if found is not None:
+        incident, contact = _incident_and_contact(found)
+        if words in _YES:
             emergency_services.confirm_contact(incident, contact, via="sms", now=now)
             db.session.commit()
             return "Thank you. An operator will call you very soon with the details."
-    check = _open_check(phone)
-    if check is not None and words in _YES | _NO:
-        check.reply = "yes" if words in _YES else "no"
-        check.replied_at = now
-        if check.reply == "no":
-            _flag_plan(check, now=now, reason="A contact said they can no longer be called.")
+        if words in _NO:
+            contact_declined(
+                incident,
+                contact,
+                said="replied NO by SMS",
+                now=now,
+                details={"message_sid": message_sid[:64]},
+            )
+            return "Thank you for letting us know. We will ask someone else."
+        emergency_services.add_incident_event(
+            incident,
+            kind="sms",
+            text=f'{contact.name} replied by SMS: "{" ".join(body.split())[:300]}"',
+            actor=None,
+            now=now,
+            details={"contact_id": contact.id, "message_sid": message_sid[:64]},
+            commit=False,
+        )
         db.session.commit()
-        if check.reply == "yes":
+        help_line = f" or call {line_phone}" if line_phone else ""
+        return f"Thank you. Reply YES if you can help now, NO if you cannot{help_line}."
+    checks = _open_checks(phone)
+    if checks and words in _YES | _NO:
+        reply = "yes" if words in _YES else "no"
+        for check in checks:
+            check.reply = reply
+            check.replied_at = now
+            if reply == "no":
+                _flag_plan(check, now=now, reason="A contact said they can no longer be called.")
+        db.session.commit()
+        if reply == "yes":
             return "Thank you for staying on the emergency plan. We will ask again in a year."
         return "Thank you for letting us know. We will ask the carer to choose someone else."
     db.session.commit()
@@ -759,22 +1081,24 @@ def _incident_and_contact(found: Any) -> tuple[Incident, Contact]:
     return found.incident, found.contact
 
 
-def _open_check(phone: str) -> ContactCheck | None:
-    return db.session.scalar(
-        select(ContactCheck)
-        .where(ContactCheck.phone == phone, ContactCheck.replied_at.is_(None))
-        .order_by(ContactCheck.sent_at.desc())
-        .limit(1)
+def _open_checks(phone: str) -> list[ContactCheck]:
+    """Every unanswered yearly check sent to this number (one per plan it is on)."""
+    return list(
+        db.session.scalars(
+            select(ContactCheck)
+            .where(ContactCheck.phone == phone, ContactCheck.replied_at.is_(None))
+            .order_by(ContactCheck.sent_at, ContactCheck.id)
+        )
     )
 
 
 def _flag_plan(check: ContactCheck, *, now: datetime, reason: str) -> None:
-    """Bring the plan's review forward to today so plan writers see it now."""
+    """Bring the plan's review forward to today (the UK date) so plan writers see it."""
     check.flagged_at = check.flagged_at or now
     plan = db.session.get(Plan, check.plan_id)
     if plan is None:
         return
-    today = now.date()
+    today = london_today(now)
     if plan.review_due > today:
         plan.review_due = today
     audit.record(
@@ -787,60 +1111,69 @@ def _flag_plan(check: ContactCheck, *, now: datetime, reason: str) -> None:
     )
 
 
-def send_contact_checks(*, now: datetime, scheme_name_for: Any = None) -> int:
+CONTACT_CHECK_BODY = (
+    "You are named as an emergency contact on a carer's emergency plan. Are you still "
+    "happy for us to call you if they need help? Please reply YES or NO."
+)
+
+
+def send_contact_checks(*, now: datetime) -> int:
     """Ask every contact of every active plan, once a year, whether they are still willing
-    to be called. Idempotent: a contact asked in the last year is not asked again."""
+    to be called. Idempotent: a contact asked in the last year is not asked again.
+
+    Each plan gets its own check (a no-reply flags that plan), but a number that is a
+    contact on several plans gets one SMS a day, not one per plan. Two queries find
+    everything: the contacts of every active plan, and when each was last asked."""
+    rows = db.session.execute(
+        select(Plan, Contact)
+        .join(
+            PlanVersion,
+            and_(PlanVersion.plan_id == Plan.id, PlanVersion.number == Plan.current_version),
+        )
+        .join(Contact, Contact.plan_version_id == PlanVersion.id)
+        .where(Plan.status == PlanStatus.ACTIVE)
+        .order_by(Plan.id, Contact.position, Contact.id)
+    ).all()
+    last_asked: dict[tuple[int, str], datetime] = {
+        (plan_id, phone): sent_at
+        for plan_id, phone, sent_at in db.session.execute(
+            select(ContactCheck.plan_id, ContactCheck.phone, func.max(ContactCheck.sent_at))
+            .join(Plan, Plan.id == ContactCheck.plan_id)
+            .where(Plan.status == PlanStatus.ACTIVE)
+            .group_by(ContactCheck.plan_id, ContactCheck.phone)
+        )
+    }
     sent = 0
-    plans = db.session.scalars(select(Plan).where(Plan.status == PlanStatus.ACTIVE))
-    for plan in list(plans):
-        version = db.session.scalar(
-            select(PlanVersion).where(
-                PlanVersion.plan_id == plan.id, PlanVersion.number == plan.current_version
+    texted: set[str] = set()
+    for plan, contact in rows:
+        # Never asked: a year after the plan was approved (they agreed then).
+        since = last_asked.get((plan.id, contact.phone), plan.approved_at)
+        if now - since < CONTACT_CHECK_INTERVAL:
+            continue
+        last_asked[(plan.id, contact.phone)] = now  # the same number twice in one plan
+        db.session.add(
+            ContactCheck(
+                council_id=plan.council_id,
+                plan_id=plan.id,
+                contact_id=contact.id,
+                phone=contact.phone,
+                sent_at=now,
+                reply_due_at=now + timedelta(days=CONTACT_CHECK_REPLY_DAYS),
             )
         )
-        if version is None:
+        sent += 1
+        if contact.phone in texted:
             continue
-        for contact in version.contacts:
-            if not _check_due(plan, contact, now):
-                continue
-            db.session.add(
-                ContactCheck(
-                    council_id=plan.council_id,
-                    plan_id=plan.id,
-                    contact_id=contact.id,
-                    phone=contact.phone,
-                    sent_at=now,
-                    reply_due_at=now + timedelta(days=CONTACT_CHECK_REPLY_DAYS),
-                )
-            )
-            outbox.enqueue(
-                "sms",
-                recipient=contact.phone,
-                payload={
-                    "body": (
-                        "You are named as an emergency contact on a carer's emergency "
-                        "plan. Are you still happy for us to call you if they need help? "
-                        "Please reply YES or NO."
-                    )
-                },
-                council_id=plan.council_id,
-                dedupe_key=f"contact-check:{plan.id}:{contact.phone}:{now.date().isoformat()}",
-            )
-            sent += 1
+        texted.add(contact.phone)
+        outbox.enqueue(
+            "sms",
+            recipient=contact.phone,
+            payload={"body": CONTACT_CHECK_BODY},
+            council_id=plan.council_id,
+            dedupe_key=f"contact-check:{contact.phone}:{london_today(now).isoformat()}",
+        )
     db.session.commit()
     return sent
-
-
-def _check_due(plan: Plan, contact: Contact, now: datetime) -> bool:
-    last = db.session.scalar(
-        select(func.max(ContactCheck.sent_at)).where(
-            ContactCheck.plan_id == plan.id, ContactCheck.phone == contact.phone
-        )
-    )
-    if last is not None:
-        return bool(now - last >= CONTACT_CHECK_INTERVAL)
-    # Never asked: a year after the plan was approved (they agreed then).
-    return bool(now - plan.approved_at >= CONTACT_CHECK_INTERVAL)
 
 
 def flag_unanswered_checks(*, now: datetime) -> int:

@@ -6,6 +6,7 @@ scheduler carries on where it stopped."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -39,6 +40,11 @@ def _message_for(incident: Incident, contact: Contact) -> str:
         f"look after. You are named in their emergency plan. Reply YES if you can go and "
         f"help now, or call us on {scheme.line_phone}."
     )
+
+
+def cascade_sms_key(incident: Incident, contact: Contact) -> str:
+    """The outbox dedupe key of the cascade's SMS to one contact: one SMS each."""
+    return f"cascade-{incident.id}-{contact.id}-sms"
 
 
 def _try_from(incident: Incident, position: int, *, now: datetime) -> None:
@@ -88,7 +94,7 @@ def _try_from(incident: Incident, position: int, *, now: datetime) -> None:
                 recipient=contact.phone,
                 payload={"body": body, "incident_id": incident.id, "contact_id": contact.id},
                 council_id=incident.council_id,
-                dedupe_key=f"cascade-{incident.id}-{contact.id}-sms",
+                dedupe_key=cascade_sms_key(incident, contact),
             )
         add_incident_event(
             incident,
@@ -170,6 +176,103 @@ def advance_cascades(now: datetime) -> int:
         _try_from(incident, next_position, now=now)
         db.session.commit()
         moved += 1
+    return moved
+
+
+def _waiting_attempt(incident: Incident, contact: Contact) -> CascadeAttempt | None:
+    """The cascade's try of this contact, if the cascade is still waiting on them."""
+    if incident.status is not IncidentStatus.OPEN:
+        return None
+    if incident.cascade_status is not CascadeStatus.RUNNING:
+        return None
+    return db.session.scalar(
+        select(CascadeAttempt).where(
+            CascadeAttempt.incident_id == incident.id,
+            CascadeAttempt.contact_id == contact.id,
+            CascadeAttempt.outcome == "waiting",
+        )
+    )
+
+
+def _move_on_from(
+    incident: Incident,
+    contact: Contact,
+    *,
+    outcome: str,
+    text: str,
+    now: datetime,
+    details: dict[str, Any] | None,
+) -> bool:
+    """Record why `contact` will not step in and, when the cascade is waiting on them,
+    ask the next contact now instead of after the timeout. Only flushes."""
+    attempt = _waiting_attempt(incident, contact)
+    add_incident_event(
+        incident,
+        kind="cascade_contact_tried",
+        text=text + (" Asking the next contact now." if attempt is not None else ""),
+        actor=None,
+        now=now,
+        details={"contact_id": contact.id, **(details or {})},
+        commit=False,
+    )
+    if attempt is None:
+        return False
+    attempt.outcome = outcome
+    attempt.ended_at = now
+    _try_from(incident, contact.position + 1, now=now)
+    return True
+
+
+def contact_declined(
+    incident: Incident,
+    contact: Contact,
+    *,
+    said: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+    commit: bool = True,
+) -> bool:
+    """A contact said they cannot step in (NO by SMS, 2 on the automated call): the
+    timeline says so and, if the cascade is waiting on them, the next contact is asked
+    at once. `said` is how they said it ("replied NO by SMS"). Returns True when the
+    cascade moved on."""
+    if contact.plan_version_id != incident.plan_version_id:
+        raise EmergencyError(
+            "That person is not a contact in this plan.", code="not_found", status=404
+        )
+    moved = _move_on_from(
+        incident,
+        contact,
+        outcome="declined",
+        text=f"{contact.name} {said}: they cannot step in now.",
+        now=now,
+        details=details,
+    )
+    if commit:
+        db.session.commit()
+    return moved
+
+
+def contact_unreachable(
+    incident: Incident,
+    contact: Contact,
+    *,
+    reason: str,
+    now: datetime,
+    commit: bool = True,
+) -> bool:
+    """Every way of reaching the contact the cascade waits on has failed (`reason`
+    says how): treat them as not reached and ask the next contact at once."""
+    moved = _move_on_from(
+        incident,
+        contact,
+        outcome="unreachable",
+        text=f"{contact.name} could not be reached: {reason}.",
+        now=now,
+        details=None,
+    )
+    if commit:
+        db.session.commit()
     return moved
 
 

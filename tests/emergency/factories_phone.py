@@ -116,6 +116,30 @@ def call_params(**extra: str) -> dict[str, str]:
     return params
 
 
+def operator_takes_call(
+    client: FlaskClient,
+    params: dict[str, str],
+    *,
+    stage: int = 1,
+    incident_id: int | None = None,
+) -> TestResponse:
+    """The operator's phone rang, the whisper asked for 1, and they pressed it: what
+    Twilio posts to the whisper's action for the caller's call (`params["CallSid"]`)."""
+    path = f"/twilio/voice/screen?step=key&stage={stage}"
+    if incident_id is not None:
+        path += f"&incident={incident_id}"
+    path += f"&parent={params['CallSid']}"
+    leg = {
+        "CallSid": "CA" + "6" * 32,
+        "ParentCallSid": params["CallSid"],
+        "AccountSid": params.get("AccountSid", "AC" + "1" * 32),
+        "From": params.get("From", ""),
+        "To": "+447700900900",
+        "Digits": "1",
+    }
+    return signed_post(client, path, leg)
+
+
 def operator_on_duty(council: Council, phone: str, *, backup: bool = False) -> User:
     from emergency.phone_models import RotaEntry
 

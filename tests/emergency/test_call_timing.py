@@ -22,6 +22,7 @@ from tests.emergency.factories_phone import (
     call_params,
     make_plan_with_card,
     operator_on_duty,
+    operator_takes_call,
     signed_post,
 )
 from tests.factories import CouncilFactory
@@ -54,6 +55,8 @@ def _call(
         signed_post(client, "/twilio/voice/pin?attempt=1", {**params, "Digits": card.pin})
     incident = db.session.scalar(select(Incident).where(Incident.plan_id == card.plan.id))
     assert incident is not None
+    with time_machine.travel(arrives + timedelta(seconds=answered_after), tick=False):
+        operator_takes_call(client, params, incident_id=incident.id)  # pressed 1
     ends = arrives + timedelta(seconds=answered_after + talks_for)
     with time_machine.travel(ends, tick=False):
         signed_post(
@@ -129,6 +132,7 @@ def test_a_report_without_a_duration_counts_pickup_as_the_report_time(
     incident = db.session.scalar(select(Incident).where(Incident.plan_id == card.plan.id))
     assert incident is not None
     with time_machine.travel(MONDAY + timedelta(seconds=30), tick=False):
+        operator_takes_call(client, params, incident_id=incident.id)  # pressed 1
         signed_post(
             client,
             f"/twilio/voice/dial?stage=1&incident={incident.id}",

@@ -310,3 +310,39 @@ def test_flask_jobs_run_drives_the_cascade_to_an_emergency_booking(app: Any, now
     assert booking is not None
     assert booking.worker_id == worker.id
     assert booking.funded_by is FundedBy.SCHEME
+
+
+def test_a_contact_who_says_no_moves_the_cascade_on_once_and_the_last_no_ends_it_at_once(
+    now: datetime,
+) -> None:
+    from emergency.services.cascade import contact_declined
+
+    scene = make_scene(timeout_minutes=10)
+    incident = _open(scene, now, contacts=2)
+    first, second = services.plan_contacts(incident.plan)
+    services.start_cascade(incident, now=now)
+
+    assert contact_declined(incident, first, said="replied NO by SMS", now=now) is True
+    assert [len(_sms_to(c.phone)) for c in (first, second)] == [1, 1]
+    # A second NO from someone the cascade has already passed changes only the timeline.
+    assert contact_declined(incident, first, said="replied NO by SMS", now=now) is False
+    assert len(_sms_to(second.phone)) == 1
+    assert incident.cascade_position == second.position
+
+    assert contact_declined(incident, second, said="pressed 2 on the automated call", now=now)
+    db.session.refresh(incident)
+    assert incident.cascade_status is CascadeStatus.EXHAUSTED  # now, not after two timeouts
+    kinds = [e.kind for e in services.events_of(incident)]
+    assert kinds.count("cascade_timeout") == 0
+    assert kinds.count("cascade_exhausted") == 1
+
+
+def test_a_no_from_someone_not_in_the_plan_is_refused(now: datetime) -> None:
+    from emergency.services.cascade import contact_declined
+
+    scene = make_scene()
+    incident = _open(scene, now, contacts=1)
+    other = _open(make_scene(), now, contacts=1)
+    [stranger] = services.plan_contacts(other.plan)
+    with pytest.raises(DomainError):
+        contact_declined(incident, stranger, said="replied NO by SMS", now=now)

@@ -1,7 +1,8 @@
 """Twilio gives a webhook 15 seconds: every webhook answers from the database alone.
 With the real Twilio backend configured and every outbound HTTP call caught, a whole
-call (greeting, PIN, no operator answering, the cascade's SMS, a YES reply, a status
-callback) makes no outbound request; what must be sent waits in the outbox."""
+call (greeting, PIN, the operator's whisper left unanswered, no operator answering, the
+cascade's automated call answered with a 2, a YES reply by SMS, a status callback)
+makes no outbound request; what must be sent waits in the outbox."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.clock import utcnow
 from app.extensions import db
 from app.models import OutboxMessage, OutboxStatus
+from app.scheduler import run_job
 from emergency.models import Incident
+from emergency.phone_models import CascadeCall
 from tests.emergency.factories_phone import (
     BASE,
     TOKEN,
@@ -42,6 +46,7 @@ def test_a_whole_call_makes_no_outbound_request(client: FlaskClient, now: dateti
     council = CouncilFactory()
     operator_on_duty(council, "+447700900900")
     card = make_plan_with_card(council, now=now)
+    parent = call_params()["CallSid"]
     with responses.RequestsMock(assert_all_requests_are_fired=False) as outbound:
         answers = [signed_post(client, "/twilio/voice", call_params())]
         answers.append(
@@ -49,6 +54,10 @@ def test_a_whole_call_makes_no_outbound_request(client: FlaskClient, now: dateti
         )
         incident = db.session.scalar(select(Incident).where(Incident.plan_id == card.plan.id))
         assert incident is not None
+        screen = f"/twilio/voice/screen?stage=2&incident={incident.id}&parent={parent}"
+        leg = {"CallSid": "CA" + "7" * 32, "ParentCallSid": parent, "AccountSid": SID}
+        answers.append(signed_post(client, screen, leg))
+        answers.append(signed_post(client, screen + "&step=key", {**leg, "Digits": "9"}))
         answers.append(
             signed_post(
                 client,
@@ -56,6 +65,16 @@ def test_a_whole_call_makes_no_outbound_request(client: FlaskClient, now: dateti
                 call_params(DialCallStatus="no-answer", DialCallSid="CA" + "7" * 32),
             )
         )
+        # The cascade's automated call to the first contact (queued by the job, which
+        # only writes to the outbox): answered, and they press 2.
+        run_job("phone_cascade_calls", now=utcnow())
+        call = db.session.scalars(select(CascadeCall)).one()
+        cascade = (
+            f"/twilio/voice/cascade?incident={incident.id}&contact={call.contact_id}&call={call.id}"
+        )
+        contact_leg = {"CallSid": "CA" + "8" * 32, "AccountSid": SID, "AnsweredBy": "human"}
+        answers.append(signed_post(client, cascade, contact_leg))
+        answers.append(signed_post(client, cascade + "&step=key", {**contact_leg, "Digits": "2"}))
         answers.append(
             signed_post(
                 client,
@@ -63,7 +82,7 @@ def test_a_whole_call_makes_no_outbound_request(client: FlaskClient, now: dateti
                 {
                     "MessageSid": "SM" + "3" * 32,
                     "AccountSid": SID,
-                    "From": card.contacts[0].phone,
+                    "From": card.contacts[1].phone,
                     "To": "+447700900001",
                     "Body": "YES",
                 },
@@ -77,7 +96,9 @@ def test_a_whole_call_makes_no_outbound_request(client: FlaskClient, now: dateti
             )
         )
         assert [c.request.url for c in outbound.calls] == []  # nothing left the building
-    assert [a.status_code for a in answers] == [200, 200, 200, 200, 204]
+    assert [a.status_code for a in answers] == [200] * 8 + [204]
+    db.session.refresh(incident)
+    assert incident.confirmed_contact_id == card.contacts[1].id
     waiting = db.session.scalars(
         select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)
     ).all()

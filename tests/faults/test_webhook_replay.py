@@ -46,6 +46,7 @@ from tests.emergency.factories_phone import (
     make_plan_with_card,
     mistype,
     operator_on_duty,
+    operator_takes_call,
     signature,
 )
 from tests.factories import CouncilFactory, make_user
@@ -56,6 +57,7 @@ WEBHOOKS = {
     "/stripe/webhook",
     "/twilio/voice",
     "/twilio/voice/pin",
+    "/twilio/voice/screen",
     "/twilio/voice/dial",
     "/twilio/voice/cascade",
     "/twilio/sms",
@@ -479,6 +481,7 @@ def _dial_no_answer(client: FlaskClient, council: Council, now: datetime) -> Any
 
 def _dial_answered(client: FlaskClient, council: Council, now: datetime) -> Any:
     incident, _card = _found(client, council, now)
+    operator_takes_call(client, call_params(), incident_id=incident.id)  # pressed 1
 
     def check() -> None:
         assert sum("An operator answered" in text for text in _events(incident)) == 1
