@@ -126,6 +126,12 @@ def _register_payments(app: Flask) -> None:
         "Payment differences",
         "Where our records and Stripe's do not match",
     )
+    dashboard_link(
+        Role.ADMIN,
+        "payments.differences",
+        "Payment differences",
+        "Where our records and Stripe's do not match, in every council",
+    )
 
 
 def _register_bookings(app: Flask) -> None:

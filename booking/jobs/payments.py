@@ -4,8 +4,10 @@ Outbox handlers make the Stripe calls queued by `booking.services.payments` afte
 booking's transaction committed. Each is idempotent twice over: it checks our record's
 state first, and it sends an idempotency key built from our ids, so a retry after a
 timeout (our call reached Stripe, the answer never came back) replays Stripe's first
-answer instead of charging again. Outages (timeouts, 5xx) raise, and the outbox retries
-with backoff; the booking itself stays as it was.
+answer instead of charging again. Outages (timeouts, 5xx, 429) raise, and the outbox
+retries with backoff; the booking itself stays as it was. Answers that would be the same
+however often we asked are not retried: a refused card is recorded and the carer told,
+and Stripe refusing a capture, cancel or refund is a permanent failure staff see.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ from app.outbox import DeliveryContext
 from app.scheduler import job
 from booking.models.payments import PaymentStatus
 from booking.services import payments, payouts, reconciliation
-from booking.services.stripe_backend import CardRefused, make_gateway
+from booking.services.stripe_backend import CardRefused, StripeRejected, make_gateway
 
 
 @outbox.handler("stripe.authorise")
 def authorise(message: OutboxMessage, ctx: DeliveryContext) -> None:
     """Reserve the card part on the card (manual capture)."""
     payment = payments.lock_payment(message.payload["payment_id"])
-    waiting = payment.status in (PaymentStatus.AUTHORISING, PaymentStatus.CAPTURED)
+    # CAPTURED: the break was completed while this call waited out an outage; the
+    # queued capture takes the card part once the card is reserved.
+    waiting = payment.status is PaymentStatus.AUTHORISING or (
+        payment.status is PaymentStatus.CAPTURED and not payments.not_collected(payment)
+    )
     if not waiting or payment.stripe_payment_intent_id or not payment.payment_method_id:
         return None  # cancelled, already authorised, or nothing to authorise
     try:
@@ -51,6 +57,7 @@ def authorise(message: OutboxMessage, ctx: DeliveryContext) -> None:
         intent_id=intent.id,
         stripe_status=intent.status,
         message=intent.message,
+        cancellation_reason=intent.cancellation_reason,
         now=ctx.now,
     )
     return None
@@ -60,14 +67,21 @@ def authorise(message: OutboxMessage, ctx: DeliveryContext) -> None:
 def capture(message: OutboxMessage, ctx: DeliveryContext) -> None:
     """Take the card's part of the actual charge (the rest of the reservation lapses)."""
     payment = payments.lock_payment(message.payload["payment_id"])
+    if payments.not_collected(payment):
+        return None  # the card was never reserved: nothing to take (staff see it)
     if payment.stripe_payment_intent_id is None:
-        # The authorisation is still queued (or retrying): try again later.
-        raise DeliveryError("the card authorisation has not reached Stripe yet")
-    intent = make_gateway(ctx.config).capture(
-        payment.stripe_payment_intent_id,
-        amount_pence=int(message.payload["amount_pence"]),
-        idempotency_key=f"{payment.idempotency_prefix}-capture",
-    )
+        if payments.authorisation_queued(payment):
+            # The authorisation is still queued (or retrying): try again later.
+            raise DeliveryError("the card authorisation has not reached Stripe yet")
+        raise DeliveryError("no card was reserved for this payment", permanent=True)
+    try:
+        intent = make_gateway(ctx.config).capture(
+            payment.stripe_payment_intent_id,
+            amount_pence=int(message.payload["amount_pence"]),
+            idempotency_key=f"{payment.idempotency_prefix}-capture",
+        )
+    except StripeRejected as exc:
+        raise DeliveryError(f"Stripe refused the capture: {exc}", permanent=True) from exc
     payments.record_stripe_status(payment, stripe_status=intent.status, now=ctx.now)
     return None
 
@@ -78,10 +92,13 @@ def cancel(message: OutboxMessage, ctx: DeliveryContext) -> None:
     payment = payments.lock_payment(message.payload["payment_id"])
     if payment.stripe_payment_intent_id is None:
         return None  # never reached Stripe; the authorise handler now skips it
-    intent = make_gateway(ctx.config).cancel(
-        payment.stripe_payment_intent_id,
-        idempotency_key=f"{payment.idempotency_prefix}-cancel",
-    )
+    try:
+        intent = make_gateway(ctx.config).cancel(
+            payment.stripe_payment_intent_id,
+            idempotency_key=f"{payment.idempotency_prefix}-cancel",
+        )
+    except StripeRejected as exc:
+        raise DeliveryError(f"Stripe refused the cancel: {exc}", permanent=True) from exc
     payments.record_stripe_status(payment, stripe_status=intent.status, now=ctx.now)
     return None
 
@@ -92,13 +109,16 @@ def refund(message: OutboxMessage, ctx: DeliveryContext) -> None:
     payment = payments.lock_payment(message.payload["payment_id"])
     if payment.stripe_payment_intent_id is None:
         raise DeliveryError("this payment was never taken by Stripe", permanent=True)
-    make_gateway(ctx.config).refund(
-        payment.stripe_payment_intent_id,
-        amount_pence=int(message.payload["amount_pence"]),
-        idempotency_key=(
-            f"{payment.idempotency_prefix}-refund-to-{message.payload['refunded_after']}"
-        ),
-    )
+    try:
+        make_gateway(ctx.config).refund(
+            payment.stripe_payment_intent_id,
+            amount_pence=int(message.payload["amount_pence"]),
+            idempotency_key=(
+                f"{payment.idempotency_prefix}-refund-to-{message.payload['refunded_after']}"
+            ),
+        )
+    except StripeRejected as exc:
+        raise DeliveryError(f"Stripe refused the refund: {exc}", permanent=True) from exc
     return None
 
 

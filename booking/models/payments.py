@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
@@ -139,13 +139,16 @@ class Payout(Base):
 
 class ReconciliationDifference(Base):
     """One disagreement between our records and Stripe's, found by the daily job, for
-    staff to look into. One row per (day, object, kind): re-running a day adds nothing."""
+    staff to look into. While it is open, the same disagreement found again only moves
+    `last_seen_on` (one open row per object and kind); once staff mark it resolved, a
+    new disagreement about the object starts a new row."""
 
     __tablename__ = "reconciliation_differences"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     council_id: Mapped[int | None] = mapped_column(ForeignKey("councils.id"), index=True)
     found_on: Mapped[date] = mapped_column(index=True)
+    last_seen_on: Mapped[date]
     kind: Mapped[str] = mapped_column(String(32))
     object_ref: Mapped[str] = mapped_column(String(255))
     payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
@@ -155,9 +158,16 @@ class ReconciliationDifference(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        UniqueConstraint(
-            "found_on", "object_ref", "kind", name="uq_reconciliation_differences_day_object"
+        Index(
+            "uq_reconciliation_differences_open",
+            "object_ref",
+            "kind",
+            unique=True,
+            sqlite_where=text("resolved_at IS NULL"),
+            postgresql_where=text("resolved_at IS NULL"),
         ),
     )

@@ -33,6 +33,7 @@ after the ledger refund; the hooks only flush, the caller commits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,13 +42,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit, outbox
+from app.clock import to_london
 from app.errors import DomainError, Forbidden, NotFound
 from app.extensions import db
-from app.models import ProcessedWebhook, User
+from app.models import OutboxMessage, OutboxStatus, ProcessedWebhook, User
 from booking.models.bookings import Booking
 from booking.models.budgets import Budget
 from booking.models.payments import Payment, PaymentStatus, Payout, PayoutStatus
 from booking.services import ledger
+from booking.services.stripe_backend import Intent, PaymentGateway
 
 LEDGER = "ledger"
 STRIPE = "stripe"
@@ -55,6 +58,11 @@ BACKENDS = (LEDGER, STRIPE)
 # The carer's time to dispute a completed break; the worker is paid after it.
 DISPUTE_WINDOW = timedelta(hours=48)
 ADJUSTMENT_TAG = "card_top_up"
+# The shape of a Stripe PaymentMethod id ("pm_" and letters, digits or "_", as in Stripe's
+# test ids such as pm_card_visa). Anything else is refused before it reaches Stripe.
+PAYMENT_METHOD_ID = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
+# Statuses where the carer is asked to enter a card (again).
+NEEDS_CARD = (PaymentStatus.AWAITING_CARD, PaymentStatus.FAILED)
 
 # Statuses where money is (or may soon be) reserved on the card.
 OPEN_STATUSES = (
@@ -81,6 +89,23 @@ def _check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"unknown payment backend {backend!r}; use one of {BACKENDS}")
     return backend
+
+
+def clean_payment_method(payment_method_id: str | None) -> str | None:
+    """A Stripe PaymentMethod id as sent by the carer's browser or an API client, or None
+    when none was sent. Anything not shaped like one (`pm_...`) is refused with 422 here,
+    because Stripe would refuse it later, after the booking was made, where the carer
+    could only be told by e-mail."""
+    value = (payment_method_id or "").strip()
+    if not value:
+        return None
+    if PAYMENT_METHOD_ID.fullmatch(value) is None:
+        raise PaymentError(
+            "The payment method must be a Stripe PaymentMethod id, starting pm_.",
+            code="invalid_payment_method",
+            fields={"payment_method": "Give a Stripe PaymentMethod id, like pm_1Nv0FG…"},
+        )
+    return value
 
 
 def card_payments_on(config: Mapping[str, Any]) -> bool:
@@ -175,6 +200,7 @@ def prepare_top_up(
         raise PaymentError("The amount to pay by card must be more than £0.")
     if top_up_pence > booking.price_pence:
         raise PaymentError("The amount to pay by card cannot be more than the price of the break.")
+    payment_method_id = clean_payment_method(payment_method_id)
     existing = payment_for_booking(booking.id)
     if existing is not None:
         return existing
@@ -249,20 +275,57 @@ def on_booking_completed(
     payment.updated_at = now
     payment.captured_at = now
     if payment.backend == STRIPE:
-        if was in (PaymentStatus.AWAITING_CARD, PaymentStatus.FAILED) and share > 0:
-            # No card was ever authorised: the carer owes the card part. Staff see it on
-            # the differences page (the reconciliation job lists uncollected top-ups).
-            payment.failure_message = "The break ended before a card was accepted."
         payment.status = PaymentStatus.CAPTURED if share > 0 else PaymentStatus.CANCELLED
-        if share > 0 and payment.payment_method_id:
+        if share > 0 and was in (PaymentStatus.AUTHORISED, PaymentStatus.AUTHORISING):
+            # Only money reserved on the card is captured. While the authorisation is
+            # still on its way (an outage), the capture waits for it in the outbox.
             _enqueue("stripe.capture", payment, "capture", amount_pence=share)
         else:
-            payment.cancelled_at = now
+            if share > 0:
+                # No card was ever authorised (none entered, refused, or the bank's check
+                # never done): the carer owes the card part. Staff see it on the
+                # differences page (the reconciliation job lists uncollected top-ups).
+                _mark_not_collected(payment, now=now)
+            else:
+                payment.cancelled_at = now
+            # Release whatever Stripe may hold (the handler skips an intent never made).
             _enqueue("stripe.cancel", payment, "cancel")
     else:
         payment.status = PaymentStatus.CAPTURED if share > 0 else PaymentStatus.CANCELLED
     _audit("payment.captured", payment, actor=None, charged_pence=charged_pence, card_pence=share)
     return payment
+
+
+NOT_COLLECTED = "The break ended before a card was accepted."
+
+
+def _mark_not_collected(payment: Payment, *, now: datetime) -> None:
+    """The break was completed but the card part was never reserved: nothing will be
+    captured. The ledger keeps the card part as owed; reconciliation lists it."""
+    payment.failure_message = NOT_COLLECTED
+    payment.updated_at = now
+
+
+def not_collected(payment: Payment) -> bool:
+    """A completed break's card part that no card paid (see `_mark_not_collected`)."""
+    return (
+        payment.status is PaymentStatus.CAPTURED
+        and payment.captured_pence > 0
+        and payment.failure_message is not None
+    )
+
+
+def authorisation_queued(payment: Payment) -> bool:
+    """Whether this attempt's authorisation is still waiting in the outbox (an outage)."""
+    key = f"stripe.authorise:payment:{payment.id}:attempt-{payment.attempt}"
+    return (
+        db.session.scalar(
+            select(OutboxMessage.id).where(
+                OutboxMessage.dedupe_key == key, OutboxMessage.status == OutboxStatus.PENDING
+            )
+        )
+        is not None
+    )
 
 
 def on_booking_ended_unpaid(
@@ -342,7 +405,8 @@ def on_booking_refunded(
     )
     payment.refunded_pence = refunded_after
     payment.updated_at = now
-    if payment.backend == STRIPE:
+    # A card part that was never collected is only owed less: nothing to pay back.
+    if payment.backend == STRIPE and not not_collected(payment):
         _enqueue(
             "stripe.refund",
             payment,
@@ -377,7 +441,8 @@ def submit_card(payment: Payment, *, payment_method_id: str, actor: User, now: d
         raise PaymentNotOpen("Card payments are not switched on for this service.")
     if payment.status not in (PaymentStatus.AWAITING_CARD, PaymentStatus.FAILED):
         raise PaymentNotOpen("This payment does not need a card now.")
-    if not payment_method_id.startswith("pm_"):
+    payment_method_id = payment_method_id.strip()
+    if PAYMENT_METHOD_ID.fullmatch(payment_method_id) is None:
         raise PaymentError(
             "We could not read the card details. Please try again.",
             fields={"payment_method": "Enter your card details"},
@@ -392,6 +457,46 @@ def submit_card(payment: Payment, *, payment_method_id: str, actor: User, now: d
     payment.updated_at = now
     _enqueue("stripe.authorise", payment, f"attempt-{payment.attempt}")
     _audit("payment.card_submitted", payment, actor=actor, attempt=payment.attempt)
+    db.session.commit()
+    return payment
+
+
+def confirmation_secret(payment: Payment, *, gateway: PaymentGateway) -> str | None:
+    """The client secret the carer's browser needs to show their bank's check (3-D
+    Secure) with Stripe.js `handleNextAction`. Read from Stripe when the page is shown,
+    never stored; None when no check is waiting. Stripe's errors are left to the caller.
+    """
+    if payment.status is not PaymentStatus.REQUIRES_ACTION or not payment.stripe_payment_intent_id:
+        return None
+    intent = gateway.retrieve_intent(payment.stripe_payment_intent_id)
+    return intent.client_secret if intent.status == "requires_action" else None
+
+
+def refresh_card_status(
+    payment: Payment, *, gateway: PaymentGateway, actor: User, now: datetime
+) -> Payment:
+    """After the carer's bank check (or when they ask): read the PaymentIntent from Stripe
+    and bring our record up to date, rather than wait for the webhook. One transaction.
+
+    Stripe is asked before the row is locked, so no lock is held over the network;
+    `record_authorisation` only moves a payment that is still waiting for its card.
+    """
+    if actor.id != payment.carer_id and not _acts_for(actor, payment.carer_id):
+        raise Forbidden("You can only pay for your own breaks.")
+    waiting = (PaymentStatus.AUTHORISING, PaymentStatus.REQUIRES_ACTION)
+    if payment.status not in waiting or not payment.stripe_payment_intent_id:
+        return payment
+    intent: Intent = gateway.retrieve_intent(payment.stripe_payment_intent_id)
+    payment = lock_payment(payment.id)
+    if payment.stripe_payment_intent_id == intent.id:
+        record_authorisation(
+            payment,
+            intent_id=intent.id,
+            stripe_status=intent.status,
+            message=intent.message,
+            cancellation_reason=intent.cancellation_reason,
+            now=now,
+        )
     db.session.commit()
     return payment
 
@@ -422,20 +527,43 @@ def payment_for_carer(booking_id: int, *, user: User) -> Payment:
 
 
 def record_authorisation(
-    payment: Payment, *, intent_id: str, stripe_status: str, message: str | None, now: datetime
+    payment: Payment,
+    *,
+    intent_id: str,
+    stripe_status: str,
+    message: str | None,
+    now: datetime,
+    cancellation_reason: str | None = None,
 ) -> Payment:
-    """Store what Stripe said about the authorisation. Only flushes."""
+    """Store what Stripe said about the authorisation (our call's answer, a webhook, or a
+    check after the bank's 3-D Secure step). Only flushes."""
     payment.stripe_payment_intent_id = intent_id
     payment.stripe_status = stripe_status
     payment.updated_at = now
-    if payment.status is not PaymentStatus.AUTHORISING:
+    if payment.status is PaymentStatus.CAPTURED:
+        # The break was completed while the authorisation was on its way: the capture is
+        # queued. If the card was not reserved after all, there is nothing to capture.
+        if stripe_status not in ("requires_capture", "processing", "succeeded"):
+            if payment.failure_message is None:
+                _mark_not_collected(payment, now=now)
+                _audit("payment.not_collected", payment, actor=None, stripe_status=stripe_status)
+            if stripe_status in ("requires_action", "requires_confirmation"):
+                _enqueue("stripe.cancel", payment, "cancel")
+        return payment
+    if payment.status not in (PaymentStatus.AUTHORISING, PaymentStatus.REQUIRES_ACTION):
         return payment  # cancelled or settled meanwhile: the cancel handler tidies Stripe
     match stripe_status:
         case "requires_capture":
             payment.status = PaymentStatus.AUTHORISED
             payment.authorised_at = now
+            payment.failure_message = None
         case "requires_action" | "requires_confirmation":
+            if payment.status is PaymentStatus.REQUIRES_ACTION:
+                return payment
             payment.status = PaymentStatus.REQUIRES_ACTION
+            _ask_to_confirm(payment)
+        case "canceled" if cancellation_reason == "automatic":
+            _authorisation_lapsed(payment, now=now)
         case "requires_payment_method" | "canceled":
             _card_refused(payment, message=message, now=now)
         case _:
@@ -444,33 +572,98 @@ def record_authorisation(
     return payment
 
 
-def _card_refused(payment: Payment, *, message: str | None, now: datetime) -> None:
-    payment.status = PaymentStatus.FAILED
-    payment.failure_message = message or "The card was not accepted."
+def _email_carer(payment: Payment, *, subject: str, body: str, key: str) -> None:
     carer = db.session.get(User, payment.carer_id)
     if carer is not None and carer.email:
         outbox.enqueue(
             "email",
             recipient=carer.email,
-            payload={
-                "subject": "Your card was not accepted",
-                "body": (
-                    "Your card was not accepted for the part of your break that your budget "
-                    "does not cover. Please sign in and try another card, or cancel the "
-                    "break if you prefer. Nothing has been taken from your card."
-                ),
-            },
+            payload={"subject": subject, "body": body},
             council_id=payment.council_id,
-            dedupe_key=f"email:payment:{payment.id}:refused:{payment.attempt}",
+            dedupe_key=f"email:payment:{payment.id}:{key}",
         )
 
 
+def _break_day(payment: Payment) -> str:
+    booking = db.session.get(Booking, payment.booking_id)
+    if booking is None:  # pragma: no cover - the foreign key makes this impossible
+        return "your break"
+    return "your break on " + to_london(booking.starts_at).strftime("%A %-d %B")
+
+
+def _ask_to_confirm(payment: Payment) -> None:
+    _email_carer(
+        payment,
+        subject="Your bank needs you to confirm a card payment",
+        body=(
+            f"Your bank wants you to confirm the card payment for {_break_day(payment)}. "
+            "Please sign in, open the break and choose 'Confirm the card payment'. "
+            "Nothing has been taken from your card."
+        ),
+        key=f"confirm:{payment.attempt}",
+    )
+
+
+def _card_refused(payment: Payment, *, message: str | None, now: datetime) -> None:
+    payment.status = PaymentStatus.FAILED
+    payment.failure_message = message or "The card was not accepted."
+    _email_carer(
+        payment,
+        subject="Your card was not accepted",
+        body=(
+            "Your card was not accepted for the part of your break that your budget "
+            "does not cover. Please sign in and try another card, or cancel the "
+            "break if you prefer. Nothing has been taken from your card."
+        ),
+        key=f"refused:{payment.attempt}",
+    )
+
+
+LAPSED_MESSAGE = (
+    "Banks only keep money reserved on a card for about 7 days, so the money reserved "
+    "for this break has been released. Nothing was taken from your card. Please enter "
+    "your card again before the break."
+)
+
+
+def _authorisation_lapsed(payment: Payment, *, now: datetime) -> None:
+    """Stripe let an uncaptured authorisation lapse (after about 7 days): the card was
+    not refused. The payment waits for a card again, as a new attempt (a card used once
+    without a Stripe customer cannot be used again), and the carer is asked for it."""
+    lapsed_intent = payment.stripe_payment_intent_id
+    payment.status = PaymentStatus.AWAITING_CARD
+    payment.attempt += 1
+    payment.stripe_payment_intent_id = None
+    payment.stripe_status = None
+    payment.payment_method_id = None
+    payment.authorised_at = None
+    payment.failure_message = LAPSED_MESSAGE
+    payment.updated_at = now
+    _email_carer(
+        payment,
+        subject="Please enter your card again for your break",
+        body=(
+            f"Banks only keep money reserved on a card for about 7 days, so the money "
+            f"reserved for {_break_day(payment)} has been released. Nothing was taken "
+            "from your card and your break is still booked. Please sign in, open the "
+            "break and enter your card again before the break."
+        ),
+        key=f"lapsed:{payment.attempt}",
+    )
+    _audit("payment.authorisation_lapsed", payment, actor=None, stripe_intent=lapsed_intent)
+
+
 def card_refused(payment: Payment, *, message: str | None, now: datetime) -> Payment:
-    """Stripe refused the card (a decline, not an outage). Only flushes."""
-    if payment.status is PaymentStatus.AUTHORISING:
+    """Stripe refused the card (a decline, a failed bank check, or a card Stripe cannot
+    use; not an outage). Only flushes."""
+    if payment.status in (PaymentStatus.AUTHORISING, PaymentStatus.REQUIRES_ACTION):
         _card_refused(payment, message=message, now=now)
         payment.updated_at = now
         _audit("payment.failed", payment, actor=None, message=payment.failure_message)
+    elif payment.status is PaymentStatus.CAPTURED and payment.failure_message is None:
+        # Completed while the authorisation was queued, and then refused.
+        _mark_not_collected(payment, now=now)
+        _audit("payment.not_collected", payment, actor=None, message=message)
     return payment
 
 
@@ -550,18 +743,33 @@ def handle_stripe_event(event: Any, *, now: datetime) -> bool:
                     message=None,
                     now=now,
                 )
-        case "payment_intent.succeeded" | "payment_intent.canceled":
+        case "payment_intent.succeeded":
             payment = _payment_for_intent(obj)
             if payment is not None:
                 record_stripe_status(payment, stripe_status=str(_field(obj, "status")), now=now)
-                if event_type == "payment_intent.canceled" and payment.status in (
-                    PaymentStatus.AUTHORISED,
-                    PaymentStatus.AUTHORISING,
-                    PaymentStatus.REQUIRES_ACTION,
-                ):
-                    # Stripe ended a reservation we still count on (e.g. after 7 days).
-                    payment.status = PaymentStatus.AUTHORISING
-                    card_refused(payment, message="The reservation on the card has ended.", now=now)
+        case "payment_intent.canceled":
+            payment = _payment_for_intent(obj)
+            if payment is None:
+                pass
+            elif payment.status in (
+                PaymentStatus.AUTHORISED,
+                PaymentStatus.AUTHORISING,
+                PaymentStatus.REQUIRES_ACTION,
+            ):
+                # Stripe ended a reservation we still count on: most often it lapsed
+                # (reason "automatic", about 7 days after it was made).
+                reason = _field(obj, "cancellation_reason")
+                if reason == "automatic":
+                    _authorisation_lapsed(payment, now=now)
+                else:
+                    payment.stripe_status = "canceled"
+                    payment.updated_at = now
+                    _card_refused(
+                        payment, message="The reservation on the card has ended.", now=now
+                    )
+                    _audit("payment.failed", payment, actor=None, stripe_status="canceled")
+            else:
+                record_stripe_status(payment, stripe_status="canceled", now=now)
         case "payment_intent.payment_failed":
             payment = _payment_for_intent(obj)
             if payment is not None:

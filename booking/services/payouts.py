@@ -59,7 +59,7 @@ def start_onboarding(
     """Make the worker's Express account (once) and return a fresh onboarding link.
 
     The account row is committed before the link is asked for, so a failure after it
-    never creates a second account (its creation also carries an idempotency key).
+    never creates a second account. Both calls carry idempotency keys from our ids.
     """
     account = account_for(worker)
     try:
@@ -92,8 +92,16 @@ def start_onboarding(
                 details={"stripe_account_id": made.id},
             )
             db.session.commit()
+        # An account link works once and expires within minutes, so each click needs a
+        # new one: the key is our ids plus the second of the click. A retry of the same
+        # click (a timeout) gets Stripe's first link back rather than a second one.
         return gateway.account_link(
-            account.stripe_account_id, refresh_url=refresh_url, return_url=return_url
+            account.stripe_account_id,
+            refresh_url=refresh_url,
+            return_url=return_url,
+            idempotency_key=(
+                f"worker-{worker.id}-payout-account-{account.id}-link-{now:%Y%m%dT%H%M%S}"
+            ),
         )
     except PaymentsNotConfigured as exc:
         raise PayoutError(

@@ -5,9 +5,12 @@ Every call that creates or moves money takes an `idempotency_key` built from our
 record ids (e.g. `payment-12-attempt-1-capture`), so a retry after a timeout replays
 Stripe's first answer instead of charging twice.
 
-Errors: `CardRefused` is a decision by the card's bank (not retried; the carer is told);
-every other exception (timeouts, 5xx, connection errors) is left to the outbox, which
-retries with backoff.
+Errors: `CardRefused` is a decision by the card's bank, or Stripe refusing the card we
+sent (not retried; the carer is told); `StripeRejected` is Stripe refusing a request
+about an intent that is not in the state we expected (not retried; staff see it);
+`StripeObjectMissing` is a 404 for an id we stored. Outages (connection errors,
+timeouts, 5xx, 429 rate limits) stay as Stripe's own exceptions and are left to the
+outbox, which retries with backoff.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ class StripeRejected(GatewayError):
     """Stripe refused the request itself (4xx other than a card decline)."""
 
 
+class StripeObjectMissing(GatewayError):
+    """Stripe has no object with an id we stored (a 404)."""
+
+
 class PaymentsNotConfigured(GatewayError):
     """The ledger backend has no card payments or Connect accounts."""
 
@@ -47,6 +54,10 @@ class Intent:
     # Money kept after captures and refunds (charge amount − refunded, 0 until captured).
     net_pence: int = 0
     message: str | None = None
+    # Only for the carer's browser (Stripe.js `handleNextAction`); never stored or logged.
+    client_secret: str | None = None
+    # Why Stripe cancelled it: "automatic" when an uncaptured authorisation lapsed.
+    cancellation_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,9 @@ class PaymentGateway(Protocol):
         self, *, email: str, idempotency_key: str, metadata: dict[str, str]
     ) -> Account: ...
     def retrieve_account(self, account_id: str) -> Account: ...
-    def account_link(self, account_id: str, *, refresh_url: str, return_url: str) -> str: ...
+    def account_link(
+        self, account_id: str, *, refresh_url: str, return_url: str, idempotency_key: str
+    ) -> str: ...
     def transfer(
         self,
         *,
@@ -147,6 +160,8 @@ class StripeGateway:
             amount=int(_get(pi, "amount", 0)),
             net_pence=net,
             message=_get(error, "message") if error else None,
+            client_secret=_get(pi, "client_secret"),
+            cancellation_reason=_get(pi, "cancellation_reason"),
         )
 
     def authorise(
@@ -176,6 +191,14 @@ class StripeGateway:
         except stripe.CardError as exc:
             raise CardRefused(
                 exc.user_message or "The card was not accepted.",
+                intent_id=_get(_get(exc.error, "payment_intent"), "id"),
+            ) from exc
+        except stripe.InvalidRequestError as exc:
+            # Stripe will give the same answer however often we ask (e.g. "No such
+            # PaymentMethod"): a refusal of this card, not an outage. Its message is for
+            # developers, so the carer gets a plain one.
+            raise CardRefused(
+                "We could not use that card. Please enter your card details again.",
                 intent_id=_get(_get(exc.error, "payment_intent"), "id"),
             ) from exc
         return self._intent(pi)
@@ -210,16 +233,24 @@ class StripeGateway:
         return self._intent(pi)
 
     def refund(self, intent_id: str, *, amount_pence: int, idempotency_key: str) -> str:
-        refund = self.client.v1.refunds.create(
-            params={"payment_intent": intent_id, "amount": amount_pence},
-            options={"idempotency_key": idempotency_key},
-        )
+        try:
+            refund = self.client.v1.refunds.create(
+                params={"payment_intent": intent_id, "amount": amount_pence},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.InvalidRequestError as exc:
+            raise StripeRejected(str(exc)) from exc
         return str(_get(refund, "id"))
 
     def retrieve_intent(self, intent_id: str) -> Intent:
-        pi = self.client.v1.payment_intents.retrieve(
-            intent_id, params={"expand": ["latest_charge"]}
-        )
+        try:
+            pi = self.client.v1.payment_intents.retrieve(
+                intent_id, params={"expand": ["latest_charge"]}
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                raise StripeObjectMissing(f"Stripe has no PaymentIntent {intent_id}") from exc
+            raise
         return self._intent(pi)
 
     @staticmethod
@@ -250,14 +281,17 @@ class StripeGateway:
     def retrieve_account(self, account_id: str) -> Account:
         return self._account(self.client.v1.accounts.retrieve(account_id))
 
-    def account_link(self, account_id: str, *, refresh_url: str, return_url: str) -> str:
+    def account_link(
+        self, account_id: str, *, refresh_url: str, return_url: str, idempotency_key: str
+    ) -> str:
         link = self.client.v1.account_links.create(
             params={
                 "account": account_id,
                 "refresh_url": refresh_url,
                 "return_url": return_url,
                 "type": "account_onboarding",
-            }
+            },
+            options={"idempotency_key": idempotency_key},
         )
         return str(_get(link, "url"))
 
@@ -292,7 +326,12 @@ class StripeGateway:
         return self._transfer(tr)
 
     def retrieve_transfer(self, transfer_id: str) -> Transfer:
-        return self._transfer(self.client.v1.transfers.retrieve(transfer_id))
+        try:
+            return self._transfer(self.client.v1.transfers.retrieve(transfer_id))
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                raise StripeObjectMissing(f"Stripe has no Transfer {transfer_id}") from exc
+            raise
 
 
 class LedgerGateway:

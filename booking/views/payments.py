@@ -18,6 +18,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
@@ -25,8 +26,9 @@ from app.clock import utcnow
 from app.errors import DomainError
 from app.models import Role
 from app.security import CARER_SIDE, public, roles_required
+from booking.models.payments import PaymentStatus
 from booking.services import payments, payouts, reconciliation
-from booking.services.stripe_backend import make_gateway
+from booking.services.stripe_backend import GatewayError, make_gateway
 
 bp = Blueprint("payments", __name__)
 
@@ -56,15 +58,61 @@ def card(booking_id: int) -> ResponseReturnValue:
             else:
                 flash("Thank you. We are checking your card with your bank.", "success")
                 return redirect(url_for("payments.card", booking_id=booking_id))
+    client_secret: str | None = None
+    stripe_unreachable = False
+    card_on = payments.card_payments_on(current_app.config)
+    if card_on and payment.status is PaymentStatus.REQUIRES_ACTION:
+        try:
+            client_secret = payments.confirmation_secret(
+                payment, gateway=make_gateway(current_app.config)
+            )
+        except (stripe.StripeError, GatewayError):
+            stripe_unreachable = True
     return render_template(
         "booking/payments/card.html",
         payment=payment,
-        card_payments_on=payments.card_payments_on(current_app.config),
-        needs_card=payment.status in ("awaiting_card", "failed"),
+        card_payments_on=card_on,
+        needs_card=payment.status in payments.NEEDS_CARD,
+        client_secret=client_secret,
+        stripe_unreachable=stripe_unreachable,
         publishable_key=current_app.config.get("STRIPE_PUBLISHABLE_KEY", ""),
         stripe_js_url=current_app.config.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
         error=error,
     )
+
+
+CHECKED = {
+    "authorised": ("Thank you. Your bank has confirmed it: the money is reserved.", "success"),
+    "failed": ("Your bank did not confirm the payment. Please try another card.", "error"),
+    "requires_action": ("Your bank is still waiting for you to confirm the payment.", "error"),
+}
+
+
+@bp.post("/payments/bookings/<int:booking_id>/card/check")
+@roles_required(*CARER_SIDE)
+def card_check(booking_id: int) -> ResponseReturnValue:
+    """After the bank's check (3-D Secure) in the browser, or when the carer asks: read
+    the payment's state from Stripe now instead of waiting for the webhook."""
+    try:
+        payment = payments.payment_for_carer(booking_id, user=current_user)
+    except DomainError:
+        abort(404)
+    try:
+        payment = payments.refresh_card_status(
+            payment, gateway=make_gateway(current_app.config), actor=current_user, now=utcnow()
+        )
+    except DomainError as exc:
+        flash(exc.message, "error")
+    except (stripe.StripeError, GatewayError):
+        flash(
+            "We could not check with your bank just now. Please try again in a few minutes.",
+            "error",
+        )
+    else:
+        message = CHECKED.get(str(payment.status))
+        if message is not None:
+            flash(*message)
+    return redirect(url_for("payments.card", booking_id=booking_id))
 
 
 @bp.get("/payments/earnings")
@@ -139,6 +187,23 @@ def differences() -> ResponseReturnValue:
     )
 
 
+@bp.post("/payments/differences/<int:difference_id>/resolve")
+@roles_required(Role.COUNCIL_OFFICER, Role.ADMIN)
+def resolve_difference(difference_id: int) -> ResponseReturnValue:
+    """Staff have dealt with a difference: take it off the list (audited)."""
+    try:
+        row = reconciliation.resolve_difference(
+            difference_id,
+            actor=current_user,
+            note=request.form.get("note"),
+            now=utcnow(),
+        )
+    except DomainError:
+        abort(404)
+    flash(f"The difference for {row.object_ref} is marked as resolved.", "success")
+    return redirect(url_for("payments.differences"))
+
+
 @bp.post("/stripe/webhook")
 @public
 def stripe_webhook() -> ResponseReturnValue:
@@ -156,10 +221,12 @@ def stripe_webhook() -> ResponseReturnValue:
     return {"received": True, "replayed": not applied}, 200
 
 
-def register_csrf_exemptions() -> None:
+def _exempt_webhook_from_csrf(_state: BlueprintSetupState) -> None:
+    """Stripe cannot send our CSRF token; its signature protects the webhook instead.
+    Runs when the blueprint is registered on an app, not when this module is imported."""
     from app.extensions import csrf
 
     csrf.exempt(stripe_webhook)
 
 
-register_csrf_exemptions()
+bp.record_once(_exempt_webhook_from_csrf)

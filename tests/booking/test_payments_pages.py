@@ -89,3 +89,12 @@ def test_stripe_csp_sources_only_with_the_stripe_backend(tmp_path: Any) -> None:
     assert "https://js.stripe.com" in stripe_on["CSP_EXTRA_FRAME_SRC"]
     assert "https://api.stripe.com" in stripe_on["CSP_EXTRA_CONNECT_SRC"]
     assert "CSP_EXTRA_SCRIPT_SRC" not in stripe_off
+
+
+def test_admins_find_payment_differences_on_their_dashboard(client: FlaskClient) -> None:
+    sign_in(client, make_user(Role.ADMIN))
+
+    page = client.get("/dashboard").get_data(as_text=True)
+
+    assert 'href="/payments/differences"' in page
+    assert client.get("/payments/differences").status_code == 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,7 +27,7 @@ from booking.models.payments import (
 from booking.services import payments, reconciliation
 from booking.services.stripe_backend import make_gateway
 from tests.booking.factories_payments import complete, make_top_up_booking
-from tests.factories import make_user
+from tests.factories import CouncilFactory, make_user
 from tests.helpers import sign_in
 
 API = "https://api.stripe.com"
@@ -111,6 +111,12 @@ def test_a_worker_connects_a_bank_account(
     account = db.session.scalar(select(WorkerPayoutAccount))
     assert account is not None
     assert account.status is PayoutAccountStatus.ONBOARDING
+    # The link's key is built from our ids (and the second of the click: a link works
+    # once, so the next click needs a new one).
+    link_key = link.calls[0].request.headers["Idempotency-Key"]
+    prefix = f"worker-{worker.id}-payout-account-{account.id}-link-"
+    assert link_key.startswith(prefix)
+    assert link_key.removeprefix(prefix).replace("T", "").isdigit()
 
     # Back from Stripe: a second click makes a new link, never a second account.
     client.post("/payments/bank-account")
@@ -175,6 +181,7 @@ def test_payouts_wait_for_the_dispute_window_then_transfer_once(
     assert reconciliation.reconcile(gateway=make_gateway(dict(app.config)), now=now) == {
         "checked": 1,
         "differences": 0,
+        "errors": 0,
     }
     responses.replace(
         responses.GET,
@@ -260,25 +267,37 @@ def test_earnings_page_lists_pending_and_paid(app: Any, client: FlaskClient, now
     assert "Paid: £50.00" in page
 
 
-def test_officer_sees_payouts_by_worker_and_month_with_csv(
-    app: Any, client: FlaskClient, now: datetime
-) -> None:
-    made = _completed_break(now)
-    officer = make_user(Role.COUNCIL_OFFICER, council=made.carer.council)
-    other_council = _completed_break(now)
+def test_officer_sees_payouts_by_worker_and_month_with_csv(app: Any, client: FlaskClient) -> None:
+    council = CouncilFactory()
+    able = make_user(Role.WORKER, council=council, name="Aisha Able")
+    baker = make_user(Role.WORKER, council=council, name="Ben Baker")
+    # Months are London months: 23:30 UTC on 31 July is already August (BST).
+    july = datetime(2026, 7, 31, 21, 0, tzinfo=UTC)  # 22:00 on 31 July in London
+    august_first = datetime(2026, 7, 31, 23, 30, tzinfo=UTC)  # 00:30 on 1 August
+    august_later = datetime(2026, 8, 15, 9, 0, tzinfo=UTC)
+    for when, worker in ((july, able), (august_first, able), (august_later, able)):
+        _completed_break(when, worker=worker)
+    _completed_break(august_later, worker=baker)
+    other_council = _completed_break(august_later)
+    # Paid once the 48 hours have passed: the two breaks of 31 July, not the later ones.
+    assert run_job("pay_workers", now=datetime(2026, 8, 3, tzinfo=UTC))["paid"] == 2
+    officer = make_user(Role.COUNCIL_OFFICER, council=council)
     sign_in(client, officer)
 
     page = client.get("/payments/payouts").get_data(as_text=True)
     download = client.get("/payments/payouts?format=csv")
 
-    assert made.worker.name in page
+    assert "Aisha Able" in page
+    assert "Ben Baker" in page
     assert other_council.worker.name not in page
     assert download.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(download.get_data(as_text=True))))
-    assert len(rows) == 1
-    assert rows[0]["worker"] == made.worker.name
-    assert rows[0]["pending_gbp"] == "50.00"
-    assert rows[0]["breaks"] == "1"
+    rows = list(csv.reader(io.StringIO(download.get_data(as_text=True))))
+    assert rows == [
+        ["month", "worker_id", "worker", "breaks", "paid_gbp", "pending_gbp"],
+        ["2026-07", str(able.id), "Aisha Able", "1", "50.00", "0.00"],
+        ["2026-08", str(able.id), "Aisha Able", "2", "50.00", "50.00"],
+        ["2026-08", str(baker.id), "Ben Baker", "1", "0.00", "50.00"],
+    ]
 
 
 def test_differences_page_lists_open_differences(client: FlaskClient, now: datetime) -> None:
@@ -287,6 +306,7 @@ def test_differences_page_lists_open_differences(client: FlaskClient, now: datet
         ReconciliationDifference(
             council_id=officer.council_id,
             found_on=now.date(),
+            last_seen_on=now.date(),
             kind="status",
             object_ref="pi_3MtwBwLkdIwHu7ix28a3tqPa",
             ours="authorised",

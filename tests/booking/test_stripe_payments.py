@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests
+import responses
 import stripe
 from sqlalchemy import func, select
 
@@ -90,7 +91,7 @@ def test_authorise_then_capture_the_actual_amount(localstripe: str, now: datetim
     assert ledger.balance(made.budget).available_pence == 0
     assert ledger.balance(made.budget).held_pence == 0
     result = reconciliation.reconcile(gateway=make_gateway(dict(db_config())), now=now)
-    assert result == {"checked": 1, "differences": 0}
+    assert result == {"checked": 1, "differences": 0, "errors": 0}
 
 
 def db_config() -> dict[str, Any]:
@@ -244,3 +245,160 @@ def test_reconciliation_lists_what_stripe_and_we_disagree_on(
         "succeeded",
     )
     assert db.session.scalar(select(func.count(ReconciliationDifference.id))) == 1
+
+
+def _outbox(kind: str) -> list[OutboxMessage]:
+    return list(
+        db.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == kind).order_by(OutboxMessage.id)
+        )
+    )
+
+
+def test_a_refused_card_is_not_captured_at_completion(localstripe: str, now: datetime) -> None:
+    made = make_top_up_booking(
+        now=now, backend=STRIPE, payment_method_id=make_card(localstripe, "4000000000000341")
+    )
+    deliver_outbox(now)
+    db.session.refresh(made.payment)
+    assert made.payment.status is PaymentStatus.FAILED
+
+    complete(made, charged_pence=5000, now=now, backend=STRIPE)
+    deliver_outbox(now)
+
+    db.session.refresh(made.payment)
+    assert _outbox("stripe.capture") == []
+    assert made.payment.failure_message == payments.NOT_COLLECTED
+    assert payments.not_collected(made.payment)
+    # The card part is owed: staff see it as not collected, once.
+    result = reconciliation.reconcile(gateway=make_gateway(db_config()), now=now)
+    assert result["differences"] == 1
+    difference = db.session.scalar(select(ReconciliationDifference))
+    assert difference is not None
+    assert difference.kind == "not_collected"
+
+
+def test_a_card_waiting_for_the_banks_check_is_released_not_captured(
+    localstripe: str, now: datetime
+) -> None:
+    made = make_top_up_booking(
+        now=now, backend=STRIPE, payment_method_id=make_card(localstripe, "4000002500003155")
+    )
+    deliver_outbox(now)
+    db.session.refresh(made.payment)
+    assert made.payment.status is PaymentStatus.REQUIRES_ACTION
+    intent_id = made.payment.stripe_payment_intent_id
+    assert intent_id
+
+    complete(made, charged_pence=5000, now=now, backend=STRIPE)
+    deliver_outbox(now)
+
+    assert _outbox("stripe.capture") == []
+    [cancelled] = _outbox("stripe.cancel")
+    assert cancelled.status is OutboxStatus.SENT
+    assert _intent(localstripe, intent_id)["status"] == "canceled"
+    db.session.refresh(made.payment)
+    assert payments.not_collected(made.payment)
+
+
+def test_a_payment_method_stripe_does_not_know_is_refused_once_and_the_carer_told(
+    localstripe: str, now: datetime
+) -> None:
+    # Shaped like an id, but Stripe has no such PaymentMethod: it answers 400/404 every
+    # time, so asking again 8 times would change nothing.
+    made = make_top_up_booking(now=now, backend=STRIPE, payment_method_id="pm_1NoSuchCard00")
+
+    result = deliver_outbox(now)
+
+    [authorise] = _outbox("stripe.authorise")
+    assert authorise.attempts == 1
+    assert authorise.status is OutboxStatus.SENT
+    assert result["retry"] == 0
+    db.session.refresh(made.payment)
+    assert made.payment.status is PaymentStatus.FAILED
+    assert made.payment.failure_message == (
+        "We could not use that card. Please enter your card details again."
+    )
+    [email] = _outbox("email")
+    assert email.payload["subject"] == "Your card was not accepted"
+    assert email.recipient == made.carer.email
+
+
+def test_a_capture_stripe_refuses_is_not_retried(localstripe: str, now: datetime) -> None:
+    made = _authorised(localstripe, now)
+    intent_id = made.payment.stripe_payment_intent_id
+    assert intent_id
+    # Someone released the reservation in Stripe's dashboard before the break ended.
+    requests.post(
+        f"{localstripe}/v1/payment_intents/{intent_id}/cancel",
+        auth=(STRIPE_TEST_KEY, ""),
+        timeout=5,
+    ).raise_for_status()
+    complete(made, charged_pence=5000, now=now, backend=STRIPE)
+
+    # localstripe captures a cancelled intent's charge anyway; Stripe refuses with a 400
+    # of this documented shape, so the capture call alone gets Stripe's real answer.
+    with responses.RequestsMock() as stripe_api:
+        stripe_api.add_passthru(localstripe)
+        stripe_api.post(
+            f"{localstripe}/v1/payment_intents/{intent_id}/capture",
+            status=400,
+            json={
+                "error": {
+                    "code": "payment_intent_unexpected_state",
+                    "type": "invalid_request_error",
+                    "message": (
+                        "This PaymentIntent could not be captured because it has a status of "
+                        "canceled. Only a PaymentIntent with one of the following statuses "
+                        "may be captured: requires_capture."
+                    ),
+                }
+            },
+        )
+        result = deliver_outbox(now)
+
+    [capture] = _outbox("stripe.capture")
+    assert (capture.status, capture.attempts) == (OutboxStatus.DEAD, 1)
+    assert "Stripe refused the capture" in (capture.last_error or "")
+    assert result["retry"] == 0
+    # Staff see it as a difference: we think we took the money, Stripe has it cancelled.
+    reconciliation.reconcile(gateway=make_gateway(db_config()), now=now)
+    difference = db.session.scalar(
+        select(ReconciliationDifference).where(ReconciliationDifference.kind == "status")
+    )
+    assert difference is not None
+    assert (difference.ours, difference.theirs) == ("captured", "canceled")
+
+
+def test_reconcile_payments_job_lists_the_differences(localstripe: str, now: datetime) -> None:
+    from app.scheduler import run_job
+
+    made = _authorised(localstripe, now)
+    intent_id = made.payment.stripe_payment_intent_id
+    requests.post(
+        f"{localstripe}/v1/payment_intents/{intent_id}/capture",
+        auth=(STRIPE_TEST_KEY, ""),
+        timeout=5,
+    ).raise_for_status()
+
+    result = run_job("reconcile_payments", now=now)
+
+    assert result == {"checked": 1, "differences": 1, "errors": 0}
+    difference = db.session.scalar(select(ReconciliationDifference))
+    assert difference is not None
+    assert (difference.object_ref, difference.ours, difference.theirs) == (
+        intent_id,
+        "authorised",
+        "succeeded",
+    )
+    assert difference.payment_id == made.payment.id
+    assert difference.council_id == made.payment.council_id
+
+
+def test_reconcile_payments_job_does_nothing_with_the_ledger_backend(
+    app: Any, now: datetime
+) -> None:
+    from app.scheduler import run_job
+
+    assert app.config["PAYMENT_BACKEND"] == "ledger"
+    assert run_job("reconcile_payments", now=now) == {"checked": 0, "differences": 0}
