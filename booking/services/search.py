@@ -204,19 +204,23 @@ def search_workers(
     languages: Sequence[str] = (),
     gender: str | None = None,
     now: datetime,
+    emergency: bool = False,
 ) -> list[SearchResult]:
     """Approved, in-date workers near the postcode who are free for the whole slot under
     their own rules, with the price of the slot; favourites first, then nearest.
 
     A slot no booking could take is refused with the booking's own error (too_late inside
     the platform's minimum notice, too_far_ahead beyond its limit), so search never lists
-    a worker the booking would then turn down."""
+    a worker the booking would then turn down. An emergency search (care needed now) skips
+    the platform's notice, as the emergency booking does; each worker's own rules still
+    apply."""
     validate_window(starts_at, ends_at)
     if starts_at <= now:
         raise SearchError(
             "Choose a time in the future.", fields={"starts_at": "Choose a time in the future"}
         )
-    _check_bookable_window(starts_at, ends_at, now=now)
+    if not emergency:
+        _check_bookable_window(starts_at, ends_at, now=now)
     place = postcodes.locate(postcode)
     skills = sorted({s.strip().lower() for s in skills if s.strip()})
     languages = sorted({x.strip().lower() for x in languages if x.strip()})

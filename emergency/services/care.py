@@ -67,6 +67,7 @@ def find_replacement_care(incident: Incident, *, now: datetime) -> CareSearch:
             ends_at=starts_at + FIRST_SHIFT,
             postcode=postcode,
             now=now,
+            emergency=True,
         )
         options = [
             CareOption(
