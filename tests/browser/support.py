@@ -177,3 +177,4 @@ def sign_in(page: Any, base_url: str, email: str, *, staff: bool = False) -> Non
         with page.expect_navigation():
             page.keyboard.press("Enter")
     assert "/dashboard" in page.url, page.url
+    check_page(page)  # every journey's first page: the dashboard of the person signed in

@@ -59,7 +59,9 @@ def test_plan_writer_makes_a_plan_and_issues_a_card(page: Any, live_server: str)
         sign_in(page, live_server, "planwriter@demo.example", staff=True)
 
     with step(page, "plan-writer-starts-a-plan"):
-        page.goto(f"{live_server}/emergency/plans/new")
+        with page.expect_navigation():  # from the dashboard sign-in lands on
+            page.get_by_role("link", name="Start a new plan").click()
+        assert page.url.endswith("/emergency/plans/new"), page.url
         check_page(page)
         submit(page, "Start now")
         assert page.url.endswith("/person"), page.url
@@ -237,6 +239,7 @@ def test_operator_looks_up_a_pin_and_runs_an_incident(
     with step(page, "operator-records-care-arrived"):
         submit(page, "The care worker has arrived")
         assert "care arrived" in page.locator("main").inner_text()
+        check_page(page)
 
     with step(page, "operator-closes-the-incident"):
         submit(page, "Close the incident")
@@ -269,7 +272,10 @@ def test_open_incidents_update_and_officer_finds_lookups_in_the_audit_log(
         assert f"Incident {new_id}" not in " ".join(before)
         watching.clock.run_for("00:31")  # the list's own 30-second refresh, no reload
         watching.locator("#open-incidents", has_text=f"Incident {new_id}").wait_for()
-        watching.get_by_role("button", name="Stop updating the list").click()
+        # By keyboard: with the page's clock stopped, a mouse click may land where the
+        # button was before the last viewport change (the zoom check), not where it is.
+        watching.get_by_role("button", name="Stop updating the list").focus()
+        watching.keyboard.press("Enter")
         assert watching.get_by_role("button", name="Start updating the list").is_visible()
         context.close()
 

@@ -1,17 +1,22 @@
 """Journeys for the people around a carer, every page checked with axe-core (WCAG 2.2 AA),
 at 400% zoom and by keyboard:
 
-1. a council officer registers a new young carer (after one mistake) and is taken on to
-   allocate their budget;
+1. a council officer registers a new young carer (after one mistake), allocates their
+   budget and finds it in the carers' balances;
 2. a carer asks a friend to help with their breaks, sees them listed, and removes them.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.browser.support import check_page, sign_in, step
+
+LONDON = ZoneInfo("Europe/London")
 
 
 def submit(page: Any, name: str) -> None:
@@ -55,10 +60,35 @@ def test_officer_registers_a_young_carer(page: Any, live_server: str) -> None:
         assert "Robin Young" in chosen
         check_page(page)
 
-    with step(page, "officer-sees-the-young-carer-tag"):
-        page.goto(f"{live_server}/budgets/?sort=name")
+    with step(page, "officer-allocates-the-budget"):
+        today = datetime.now(LONDON).date()
+        ends = today + timedelta(days=364)
+        page.get_by_role("radio", name="Direct payment", exact=True).check()
+        for name, day in (("period_start", today), ("period_end", ends)):
+            page.fill(f"#{name}-day", str(day.day))
+            page.fill(f"#{name}-month", str(day.month))
+            page.fill(f"#{name}-year", str(day.year))
+        page.fill("#amount", "1234.50")
+        page.fill("#reason", "Carer's assessment this week")
+        submit(page, "Allocate budget")
+        assert "The budget has been allocated" in success_banner(page)
+        check_page(page)
+
+    with step(page, "officer-sees-the-new-budget-in-the-balances"):
+        with page.expect_navigation():
+            page.get_by_role("link", name="Your dashboard").click()
+        with page.expect_navigation():
+            page.get_by_role("link", name="Budgets", exact=True).click()
+        with page.expect_navigation():  # sort the balances by the carer's name
+            page.get_by_role("link", name=re.compile(r"^Carer\b")).click()
+        assert "sort=name" in page.url, page.url
         row = page.locator("tr", has_text="Robin Young")
-        assert "Young carer" in row.inner_text()
+        cells = [text.strip() for text in row.locator("td").all_inner_texts()]
+        assert "Young carer" in cells[0]
+        # Allocated, held, spent, available: the whole award is there to spend.
+        assert cells[2:6] == ["£1,234.50", "£0.00", "£0.00", "£1,234.50"], cells
+        assert ends.strftime("%-d %B %Y") in cells[6], cells
+        check_page(page)
 
 
 def test_carer_adds_and_removes_a_helper(page: Any, live_server: str) -> None:
