@@ -48,8 +48,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[LiveServer]:
+def start_server(*options: str) -> Iterator[LiveServer]:
+    """Serve the app (`tests.browser.server`, with `options`) until the generator ends."""
     if not Path(CHROMIUM).exists():
         pytest.fail(
             "chromium is not installed: .ci/run installs it with apt-get (apt-get install chromium)"
@@ -58,7 +58,14 @@ def live_server() -> Iterator[LiveServer]:
     tmp = tempfile.mkdtemp(prefix="carers-browser-")
     log_file = open(os.path.join(tmp, "server.log"), "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.browser.server", str(port), os.path.join(tmp, "browser.db")],
+        [
+            sys.executable,
+            "-m",
+            "tests.browser.server",
+            str(port),
+            os.path.join(tmp, "browser.db"),
+            *options,
+        ],
         stdout=subprocess.PIPE,
         stderr=log_file,
         text=True,
@@ -88,6 +95,11 @@ def live_server() -> Iterator[LiveServer]:
     process.wait(timeout=10)
     process.stdout.close()
     log_file.close()
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    yield from start_server()
 
 
 @pytest.fixture(scope="session")
