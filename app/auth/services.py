@@ -208,10 +208,6 @@ def totp_step(secret: str | None, code: str, *, now: datetime) -> int | None:
     return None
 
 
-def verify_totp(secret: str | None, code: str, *, now: datetime) -> bool:
-    return totp_step(secret, code, now=now) is not None
-
-
 def check_second_factor(
     user: User,
     code: str,
