@@ -33,6 +33,10 @@ from booking.services.workers import editable_profile, organisation_of, profile_
 APPROVAL_YEARS = 2
 WARN_DAYS = 30
 DBS_ASSUMED_YEARS = 3
+# Dates a check may carry: no certificate, policy or course in use now was issued before
+# 1990, and none is recorded as lasting more than 20 years from today (a typo like 9999).
+EARLIEST_ISSUE = date(1990, 1, 1)
+LATEST_EXPIRY_YEARS = 20
 
 REQUIRED: dict[CheckKind, int] = {
     CheckKind.DBS_ENHANCED: 1,
@@ -161,7 +165,8 @@ def may_see_photo(viewer: User, profile: WorkerProfile, *, now: datetime) -> boo
 def record_check(
     actor: User, worker_id: int, details: CheckDetails, *, now: datetime
 ) -> WorkerCheck:
-    """Record evidence of a check (by the worker or their provider admin)."""
+    """Record evidence of a check (by the worker or their provider admin). Dates must be
+    plausible: issued from 1990 to today, expiring after that and within 20 years."""
     profile = editable_profile(actor, worker_id)
     fields: dict[str, str] = {}
     reference = details.reference.strip()
@@ -169,16 +174,27 @@ def record_check(
         fields["reference"] = "Enter the certificate number, policy number or referee"
     elif len(reference) > 200:
         fields["reference"] = "Use 200 characters or fewer"
-    if details.issued_on > london_today(now):
+    today = london_today(now)
+    if details.issued_on > today:
         fields["issued_on"] = "The issue date must be today or in the past"
+    elif details.issued_on < EARLIEST_ISSUE:
+        fields["issued_on"] = f"The issue date must be in {EARLIEST_ISSUE.year} or later"
+    latest_expiry = _add_years(today, LATEST_EXPIRY_YEARS)
     if details.expires_on is not None and details.expires_on <= details.issued_on:
         fields["expires_on"] = "The expiry date must be after the issue date"
+    elif details.expires_on is not None and details.expires_on > latest_expiry:
+        fields["expires_on"] = (
+            f"The expiry date must be within {LATEST_EXPIRY_YEARS} years from today, "
+            f"by {latest_expiry:%-d %B %Y}"
+        )
     if details.kind == CheckKind.INSURANCE and details.expires_on is None:
         fields["expires_on"] = "Enter the date the insurance runs out"
     if details.dbs_update_service and details.kind != CheckKind.DBS_ENHANCED:
         fields["dbs_update_service"] = "Only a DBS check can be on the update service"
     if fields:
-        raise VettingError("Some details of the check need changing.", fields=fields)
+        raise VettingError(
+            "Some details of the check need changing.", code="validation_failed", fields=fields
+        )
     check = WorkerCheck(
         profile_id=profile.id,
         kind=details.kind,

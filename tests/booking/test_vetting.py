@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.clock import london_today, utcnow
 from app.extensions import db
-from app.models import OutboxMessage, Role
+from app.models import OutboxMessage, Role, User
 from app.scheduler import run_job
 from booking.models.workers import (
     CheckKind,
@@ -326,3 +326,112 @@ def test_vetting_queue_rows_say_what_is_missing(app: Flask) -> None:
     assert by_worker[ready.id] == {}
     assert set(by_worker[waiting.id]) == {k.value for k in CheckKind}
     assert rows[0][0].user_id == waiting.id  # pending first
+
+
+def _checks_stored(worker: User) -> int:
+    profile = profile_for(worker)
+    return int(
+        db.session.scalar(
+            select(func.count(WorkerCheck.id)).where(WorkerCheck.profile_id == profile.id)
+        )
+        or 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("issued_on", "expires_on", "field", "words"),
+    [
+        (date(1, 1, 1), None, "issued_on", "1990 or later"),
+        (date(1989, 12, 31), None, "issued_on", "1990 or later"),
+        (date(2027, 1, 11), None, "issued_on", "today or in the past"),
+        (date(2026, 5, 1), date(9999, 12, 31), "expires_on", "within 20 years"),
+        (date(2026, 5, 1), date(2047, 1, 11), "expires_on", "by 10 January 2047"),
+        (date(2026, 5, 1), date(2026, 4, 30), "expires_on", "after the issue date"),
+    ],
+)
+def test_a_check_with_an_impossible_date_is_refused(
+    issued_on: date, expires_on: date | None, field: str, words: str
+) -> None:
+    worker = make_worker(CouncilFactory(), approved=False)
+    details = vetting.CheckDetails(
+        kind=CheckKind.RIGHT_TO_WORK, reference="RTW-1", issued_on=issued_on, expires_on=expires_on
+    )
+    with pytest.raises(vetting.VettingError) as caught:
+        vetting.record_check(worker, worker.id, details, now=NOW)
+    assert caught.value.code == "validation_failed"
+    assert set(caught.value.fields) == {field}
+    assert words in caught.value.fields[field]
+    db.session.rollback()
+    assert _checks_stored(worker) == 0
+
+
+def test_a_check_dated_at_the_limits_is_kept() -> None:
+    worker = make_worker(CouncilFactory(), approved=False)
+    for issued_on, expires_on in (
+        (date(1990, 1, 1), None),
+        (date(2027, 1, 10), date(2047, 1, 10)),  # issued today, runs out in 20 years
+    ):
+        details = vetting.CheckDetails(
+            kind=CheckKind.INSURANCE if expires_on else CheckKind.REFERENCE,
+            reference="REF-1",
+            issued_on=issued_on,
+            expires_on=expires_on,
+        )
+        vetting.record_check(worker, worker.id, details, now=NOW)
+    assert _checks_stored(worker) == 2
+
+
+def test_api_refuses_absurd_check_dates_with_the_fields(app: Flask) -> None:
+    worker = make_worker(CouncilFactory(), approved=False)
+    client = app.test_client()
+    url = f"/api/v1/workers/{worker.id}/checks"
+    year_one = client.post(
+        url,
+        json={
+            "kind": "insurance",
+            "reference": "P1",
+            "issued_on": "0001-01-01",
+            "expires_on": "9999-12-31",
+        },
+        headers=bearer(worker),
+    )
+    assert year_one.status_code == 422
+    error = error_of(year_one)
+    assert error["code"] == "validation_failed"
+    assert set(error["fields"]) == {"issued_on", "expires_on"}
+    assert "1990" in error["fields"]["issued_on"]
+    assert "20 years" in error["fields"]["expires_on"]
+    future = client.post(
+        url,
+        json={
+            "kind": "reference",
+            "reference": "R1",
+            "issued_on": (london_today(utcnow()) + timedelta(days=1)).isoformat(),
+        },
+        headers=bearer(worker),
+    )
+    assert future.status_code == 422
+    assert error_of(future)["code"] == "validation_failed"
+    assert set(error_of(future)["fields"]) == {"issued_on"}
+    assert _checks_stored(worker) == 0
+
+
+def test_checks_page_shows_an_error_for_absurd_dates(app: Flask) -> None:
+    worker = make_worker(CouncilFactory(), approved=False)
+    client = sign_in(app.test_client(), worker)
+    page = client.post(
+        f"/workers/{worker.id}/checks",
+        data={
+            "kind": "insurance",
+            "reference": "POL-9",
+            "issued_on": ["1", "1", "0001"],
+            "expires_on": ["31", "12", "9999"],
+        },
+    )
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "govuk-error-summary" in html
+    assert "The issue date must be in 1990 or later" in html
+    assert "The expiry date must be within 20 years from today" in html
+    assert 'href="#issued_on' in html
+    assert _checks_stored(worker) == 0
