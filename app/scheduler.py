@@ -74,17 +74,17 @@ def _scheduled_entry(name: str) -> None:
             db.session.rollback()
 
 
-def build_scheduler(app: Flask, *, blocking: bool) -> Any:
+def build_scheduler(app: Flask) -> Any:
+    """A background scheduler with every job: `LeaderLoop` starts it while this process
+    leads and shuts it down when it stops leading."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.schedulers.blocking import BlockingScheduler
 
     global _APP
     _APP = app
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     jobstores = {"default": SQLAlchemyJobStore(url=url, tablename="apscheduler_jobs")}
-    cls = BlockingScheduler if blocking else BackgroundScheduler
-    scheduler = cls(
+    scheduler = BackgroundScheduler(
         jobstores=jobstores, timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1}
     )
     for entry in JOBS.values():
@@ -197,7 +197,7 @@ class LeaderLoop:
         self.app = app
         self.poll_seconds = poll_seconds
         self.check_seconds = check_seconds
-        self.make_scheduler = make_scheduler or (lambda: build_scheduler(app, blocking=False))
+        self.make_scheduler = make_scheduler or (lambda: build_scheduler(app))
         self.leadership = Leadership(app)
         self.leading = threading.Event()
         self.stepped_down = threading.Event()

@@ -175,7 +175,7 @@ def test_jobs_run_and_list(app: Flask) -> None:
 
 
 def test_scheduler_knows_every_job(app: Flask) -> None:
-    scheduler = build_scheduler(app, blocking=False)
+    scheduler = build_scheduler(app)
     names = {entry[0].id for entry in scheduler._pending_jobs}
     assert names == set(JOBS)
 
