@@ -28,6 +28,8 @@ BOOKING_ERRORS = [
     (422, "outside_travel_radius"),
     (422, "invalid_postcode"),
     (422, "unknown_postcode"),
+    # From the payments service, when `payment_method` is not shaped like pm_...
+    (422, "invalid_payment_method"),
     (402, "insufficient_budget"),
 ]
 # Ids are 32-bit integer columns: a bigger one is a 422 on the field, never a 500.

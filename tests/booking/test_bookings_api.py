@@ -256,6 +256,21 @@ def test_a_place_beyond_the_workers_travel_radius_is_422(client, setup) -> None:
     assert "outside_travel_radius" in str(documented["paths"]["/api/v1/bookings"]["post"])
 
 
+def test_a_payment_method_not_shaped_pm_is_a_documented_422(client, setup) -> None:
+    c, _carer, worker = setup
+    poor = make_carer(c, award=2000)  # the break costs more: the rest is paid by card
+    response = client.post(
+        "/api/v1/bookings",
+        json=_body(worker, top_up=True, payment_method="tok_visa"),
+        headers=bearer(poor),
+    )
+    assert (response.status_code, error_of(response)["code"]) == (422, "invalid_payment_method")
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+    documented = client.get("/api/v1/openapi.json").get_json()
+    unprocessable = documented["paths"]["/api/v1/bookings"]["post"]["responses"]["422"]
+    assert "invalid_payment_method" in unprocessable["description"]
+
+
 def test_accepting_while_the_card_part_is_not_secured_is_409(client, setup) -> None:
     from booking.models.payments import PaymentStatus
     from booking.services import bookings as service
