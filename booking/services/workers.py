@@ -580,26 +580,6 @@ def update_rules(
     return profile
 
 
-def set_photo(
-    actor: User, worker_id: int, *, data: bytes, content_type: str, now: datetime
-) -> WorkerProfile:
-    """Store an optional profile photo on its own (JPEG, PNG or WebP, up to 2 MB, checked
-    by its bytes). The profile page sends the photo with the profile instead."""
-    profile = editable_profile(actor, worker_id)
-    profile.photo_content_type = check_photo(data, content_type)
-    profile.photo = data
-    profile.updated_at = now
-    audit.record(
-        "worker.photo_updated",
-        actor=actor,
-        council_id=profile.council_id,
-        subject=profile,
-        on_behalf_of=profile.user if actor.id != profile.user_id else None,
-    )
-    db.session.commit()
-    return profile
-
-
 def remove_photo(actor: User, worker_id: int, *, now: datetime) -> WorkerProfile:
     """Take the worker's photo off their profile (carers then see none)."""
     profile = editable_profile(actor, worker_id)

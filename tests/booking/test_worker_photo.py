@@ -223,9 +223,9 @@ def test_a_pending_workers_photo_is_for_them_their_provider_and_officers_only(
     admin = make_user(Role.PROVIDER_ADMIN, council=council)
     organisation = make_organisation(council, admin)
     worker = make_worker(council, approved=False, organisation=organisation)
-    worker_services.set_photo(
-        worker, worker.id, data=PNG, content_type="image/png", now=datetime.now(UTC)
-    )
+    profile = profile_for(worker)
+    profile.photo, profile.photo_content_type = PNG, "image/png"
+    db.session.commit()
     url = f"/workers/{worker.id}/photo"
     for viewer in (worker, admin, make_user(Role.COUNCIL_OFFICER, council=council)):
         assert sign_in(app.test_client(), viewer).get(url).status_code == 200, viewer.roles
