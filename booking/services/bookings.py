@@ -1512,14 +1512,15 @@ def report_no_show(
             "You can say the worker did not come once the break's time is over, after "
             f"{_when(booking.ends_at)}."
         )
-    booking.status = BookingStatus.NO_SHOW
-    booking.ended_at = now
     booking.cancel_reason = (reason or "").strip()[:500] or None
-    released = _release_hold(
-        booking, actor=actor, why=f"Break {booking.id}: the worker did not come", now=now
+    released = _end_unpaid(
+        booking,
+        BookingStatus.NO_SHOW,
+        actor=actor,
+        why=f"Break {booking.id}: the worker did not come",
+        now=now,
+        payment_backend=payment_backend,
     )
-    if booking.funded_by is FundedBy.BUDGET:
-        payments.on_booking_ended_unpaid(booking=booking, now=now, backend=payment_backend)
     carer = booking.carer
     audit.record(
         "booking.no_show",
