@@ -261,6 +261,13 @@ def draft_step(draft_id: int, step: str) -> ResponseReturnValue:
             born = date.fromisoformat(data["date_of_birth"])
             data["date_of_birth"] = f"{born.day} {born.month} {born.year}"
         form = form_class(data=data)
+        if step == "access":  # the code in clear: audited when it is a plan's own
+            services.key_safe_shown_for_edit(
+                draft,
+                code=str(data.get("key_safe_code") or ""),
+                writer=current_user,
+                ip_address=request.remote_addr,
+            )
     if step == "person":
         if draft.plan_id is None:
             form.carer_id.choices = _carer_choices()

@@ -523,6 +523,26 @@ def draft_answers(draft: PlanDraft, cipher: FieldCipher) -> dict[str, Any]:
     return answers
 
 
+def key_safe_shown_for_edit(
+    draft: PlanDraft, *, code: str, writer: User, ip_address: str | None
+) -> None:
+    """The guided form's "Getting in" page shows the key-safe code in clear, so the plan
+    writer can keep or change it. In an edit that is the plan's locked code, so each
+    showing is audited like an operator's reveal: who, which plan, why ("editing plan")."""
+    if draft.plan_id is None or not code:
+        return
+    audit.record(
+        "emergency.key_safe_revealed",
+        actor=writer,
+        council_id=draft.council_id,
+        subject=db.session.get(Plan, draft.plan_id),
+        reason="editing plan",
+        ip_address=ip_address,
+        details={"draft_id": draft.id},
+    )
+    db.session.commit()
+
+
 def save_draft_step(
     draft: PlanDraft, *, part: dict[str, Any], cipher: FieldCipher, now: datetime
 ) -> PlanDraft:

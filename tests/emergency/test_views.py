@@ -675,3 +675,40 @@ def test_plans_list_flags_overdue_reviews(client: FlaskClient, now: datetime) ->
     assert "Overdue" in rows[overdue.id]
     assert "govuk-tag--red" in rows[overdue.id]
     assert "Overdue" not in rows[current.id]
+
+
+def test_key_safe_code_shown_to_a_writer_editing_a_plan_is_audited(
+    client: FlaskClient, now: datetime
+) -> None:
+    """The "Getting in" page of an edit shows the plan's key-safe code so it can be kept
+    or changed: each showing is audited (who, which plan, "editing plan"). A new plan's
+    draft is not a plan yet, and the code stays locked on every other page."""
+    scene = make_scene()
+    plan = make_plan(scene, now=now)
+    sign_in(client, scene.writer)
+
+    def reveals() -> list[AuditEntry]:
+        return list(
+            db.session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "emergency.key_safe_revealed")
+            )
+        )
+
+    base = client.post(f"/emergency/plans/{plan.id}/edit").headers["Location"].rsplit("/", 1)[0]
+    assert KEY_SAFE not in client.get(f"{base}/person").get_data(as_text=True)
+    assert reveals() == []
+    access = client.get(f"{base}/access").get_data(as_text=True)
+    assert KEY_SAFE in access
+    [entry] = reveals()
+    assert entry.actor_id == scene.writer.id
+    assert (entry.subject_type, entry.subject_id) == ("Plan", plan.id)
+    assert entry.reason == "editing plan"
+    assert entry.council_id == scene.council.id
+    for page in (f"{base}/check", f"/emergency/plans/{plan.id}"):
+        assert KEY_SAFE not in client.get(page).get_data(as_text=True)
+    assert len(reveals()) == 1
+
+    fresh = client.post("/emergency/plans/new").headers["Location"].rsplit("/", 1)[0]
+    client.post(f"{fresh}/access", data={"key_safe_code": "1234"})
+    assert "1234" in client.get(f"{fresh}/access").get_data(as_text=True)
+    assert len(reveals()) == 1
