@@ -80,6 +80,19 @@ def test_token_requests_are_throttled_and_wrong_passwords_lock(client, app: Flas
     assert int(throttled.headers["Retry-After"]) > 0
 
 
+def test_a_locked_account_is_told_when_to_try_again(client, app: Flask) -> None:  # type: ignore[no-untyped-def]
+    """api.md: a 429 carries Retry-After, also when the account is locked."""
+    import time_machine
+
+    carer = make_user(Role.CARER)
+    with time_machine.travel(utcnow().replace(microsecond=0), tick=False):
+        for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+            client.post("/api/v1/tokens", json={"email": carer.email, "password": "wrong-one"})
+        locked = client.post("/api/v1/tokens", json={"email": carer.email, "password": PASSWORD})
+    assert (locked.status_code, error_of(locked)["code"]) == (429, "account_locked")
+    assert locked.headers["Retry-After"] == str(app.config["LOGIN_LOCK_MINUTES"] * 60)
+
+
 def test_wrong_codes_lock_the_account_whatever_the_address(client, app: Flask) -> None:  # type: ignore[no-untyped-def]
     """Someone with the password cannot keep guessing codes from new addresses."""
     import time_machine

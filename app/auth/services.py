@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from datetime import date, datetime, timedelta
 
@@ -25,8 +26,15 @@ class AuthError(DomainError):
 
 
 class AccountLocked(AuthError):
+    """Too many wrong passwords or codes; `retry_after` is the seconds until it unlocks
+    (the API's Retry-After)."""
+
     code = "account_locked"
     status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 # A fixed hash to compare against when the e-mail is unknown, so timing does not leak it.
@@ -125,9 +133,11 @@ def create_user(
 
 def _refuse_if_locked(user: User, *, now: datetime) -> None:
     if user.locked_until is not None and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        left = (user.locked_until - now).total_seconds()
+        minutes = max(1, int(left // 60) + 1)
         raise AccountLocked(
-            f"Too many attempts. Wait {minutes} minutes and try again, or reset your password."
+            f"Too many attempts. Wait {minutes} minutes and try again, or reset your password.",
+            retry_after=math.ceil(left),
         )
 
 
