@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from PIL import Image
 from sqlalchemy import delete, select
 
 from app import audit
@@ -33,11 +34,6 @@ from booking.models.workers import (
     WorkerSkill,
 )
 from booking.services import postcodes
-
-try:  # Pillow comes with reportlab; without it, photos are checked by signature and size
-    from PIL import Image
-except ImportError:  # pragma: no cover
-    Image = None  # type: ignore[assignment]
 
 
 class WorkerError(DomainError):
@@ -379,11 +375,7 @@ def _apply_rules(profile: WorkerProfile, rules: BookingRules) -> None:
         profile.travel_radius_km = rules.travel_radius_km
 
 
-_SIGNATURES: tuple[tuple[str, str], ...] = (
-    ("image/png", "PNG"),
-    ("image/jpeg", "JPEG"),
-    ("image/webp", "WEBP"),
-)
+_PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 
 
 def _sniff(data: bytes) -> str | None:
@@ -402,21 +394,18 @@ def check_photo(data: bytes, content_type: str) -> str:
     PNG or WebP picture up to 2 MB.
 
     The type the browser claims is not trusted: the bytes must start like that kind of
-    picture and (with Pillow, which reportlab brings) decode as one, so a web page
-    labelled image/png is refused rather than stored and served."""
+    picture and decode as one with Pillow, so a web page labelled image/png is refused
+    rather than stored and served."""
     if not data or len(data) > MAX_PHOTO_BYTES:
         raise WorkerError(PHOTO_SIZE_MESSAGE + ".", fields={"photo": PHOTO_SIZE_MESSAGE})
     refused = WorkerError(PHOTO_TYPE_MESSAGE + ".", fields={"photo": PHOTO_TYPE_MESSAGE})
     sniffed = _sniff(data)
     if content_type not in PHOTO_TYPES or sniffed is None:
         raise refused
-    if Image is None:  # pragma: no cover
-        return sniffed
-    expected = dict(_SIGNATURES)[sniffed]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[expected]) as image:
+            with Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[sniffed]]) as image:
                 width, height = image.size
                 if width * height > MAX_PHOTO_PIXELS:
                     raise WorkerError(
