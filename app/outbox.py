@@ -207,8 +207,12 @@ def retry_dead(message: OutboxMessage, *, by: User, now: datetime) -> OutboxMess
     db.session.refresh(message, with_for_update=True)  # two clicks at once: one retry
     if message.status is not OutboxStatus.DEAD:
         raise OutboxError(
-            "Only a message that failed can be tried again. This one is "
-            + ("still waiting to be sent." if message.status is OutboxStatus.PENDING else "sent."),
+            "Only a message that failed can be tried again. This one "
+            + (
+                "is still waiting to be sent."
+                if message.status is OutboxStatus.PENDING
+                else "has already been sent."
+            ),
             code="not_failed",
             status=409,
         )
