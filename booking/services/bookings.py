@@ -1480,9 +1480,18 @@ def remind_to_record(*, now: datetime) -> int:
 # --- the worker did not come -----------------------------------------------------------
 
 
-def can_report_no_show(user: User, booking: Booking) -> bool:
+def _may_report_no_show(user: User, booking: Booking) -> bool:
     """The carer's side, or an officer of the booking's council (not the worker)."""
     return _carer_side(user, booking) or _is_officer_of(user, booking.council_id)
+
+
+def can_report_no_show(user: User, booking: Booking, *, now: datetime) -> bool:
+    """Whether to offer "The worker did not come": what report_no_show would accept."""
+    return (
+        booking.status is BookingStatus.CONFIRMED
+        and booking.ends_at <= now
+        and _may_report_no_show(user, booking)
+    )
 
 
 def report_no_show(
@@ -1499,7 +1508,7 @@ def report_no_show(
     council's officers are alerted and the worker is told. If the worker did come, they
     take it up with the council."""
     booking = booking_for(actor, booking_id, lock=True)
-    if not can_report_no_show(actor, booking):
+    if not _may_report_no_show(actor, booking):
         raise NotFound("We cannot find that break.")
     carer_side = _carer_side(actor, booking)
     if booking.status is not BookingStatus.CONFIRMED:

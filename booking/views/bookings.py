@@ -389,9 +389,7 @@ def detail(booking_id: int) -> ResponseReturnValue:
             address=booking.address,
             carer_id=booking.carer_id,
         ),
-        can_report_no_show=booking.status is BookingStatus.CONFIRMED
-        and booking.ends_at <= now
-        and service.can_report_no_show(current_user, booking),
+        can_report_no_show=service.can_report_no_show(current_user, booking, now=now),
         now=now,
         complete_form=CompleteForm(
             actual_start=to_london(booking.starts_at).strftime("%H:%M"),
