@@ -649,6 +649,7 @@ def request_booking(
         top_up_pence = price - available
 
     instant = _instant(carer.id, profile)
+    respond_by = min(now + timedelta(hours=profile.response_deadline_hours), starts_at)
     booking = Booking(
         council_id=carer.council_id,
         carer_id=carer.id,
@@ -669,9 +670,7 @@ def request_booking(
         share_notes=bool(share_notes and notes),
         support_kind=support_kind,
         requested_by_id=actor.id,
-        respond_by=None
-        if instant
-        else min(now + timedelta(hours=profile.response_deadline_hours), starts_at),
+        respond_by=None if instant else respond_by,
         confirmed_at=now if instant else None,
         instant=instant,
         form_token=form_token or None,
@@ -697,9 +696,7 @@ def request_booking(
                 booking.status = BookingStatus.REQUESTED
                 booking.instant = False
                 booking.confirmed_at = None
-                booking.respond_by = min(
-                    now + timedelta(hours=profile.response_deadline_hours), starts_at
-                )
+                booking.respond_by = respond_by
         ledger.hold(
             budget,
             price,
