@@ -110,7 +110,13 @@ def new_plan() -> ResponseReturnValue:
 @roles_required(Role.PLAN_WRITER)
 def edit_plan(plan_id: int) -> ResponseReturnValue:
     plan = _or_404(services.get_plan, plan_id, council_id=current_user.council_id)
-    draft = services.start_draft(writer=current_user, cipher=_cipher(), now=utcnow(), plan=plan)
+    draft = services.start_draft(
+        writer=current_user,
+        cipher=_cipher(),
+        now=utcnow(),
+        plan=plan,
+        ip_address=request.remote_addr,
+    )
     return redirect(url_for("emergency.draft_step", draft_id=draft.id, step="person"))
 
 

@@ -490,13 +490,28 @@ def answers_from_version(version: PlanVersion, cipher: FieldCipher) -> dict[str,
 
 
 def start_draft(
-    *, writer: User, cipher: FieldCipher, now: datetime, plan: Plan | None = None
+    *,
+    writer: User,
+    cipher: FieldCipher,
+    now: datetime,
+    plan: Plan | None = None,
+    ip_address: str | None = None,
 ) -> PlanDraft:
-    """Begin the guided form: empty for a new plan, or the current version for an edit."""
+    """Begin the guided form: empty for a new plan, or the current version for an edit.
+    An edit shows the writer the whole plan, so it is audited as a plan view."""
     answers: dict[str, Any] = {}
     if plan is not None:
         answers = answers_from_version(current_version(plan), cipher)
         answers["carer_id"] = plan.carer_id
+        audit.record(
+            "emergency.plan_viewed",
+            actor=writer,
+            council_id=plan.council_id,
+            subject=plan,
+            reason="editing plan",
+            ip_address=ip_address,
+            details={"version": plan.current_version, "incident_id": None},
+        )
     assert writer.council_id is not None
     draft = PlanDraft(
         council_id=writer.council_id,

@@ -712,3 +712,18 @@ def test_key_safe_code_shown_to_a_writer_editing_a_plan_is_audited(
     client.post(f"{fresh}/access", data={"key_safe_code": "1234"})
     assert "1234" in client.get(f"{fresh}/access").get_data(as_text=True)
     assert len(reveals()) == 1
+
+
+def test_starting_an_edit_is_an_audited_plan_view(client: FlaskClient, now: datetime) -> None:
+    """The edit's pages show the whole plan, so starting one is audited like any view."""
+    scene = make_scene()
+    plan = make_plan(scene, now=now)
+    sign_in(client, scene.writer)
+    assert client.post(f"/emergency/plans/{plan.id}/edit").status_code == 302
+    [entry] = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "emergency.plan_viewed")
+    ).all()
+    assert entry.actor_id == scene.writer.id
+    assert (entry.subject_type, entry.subject_id) == ("Plan", plan.id)
+    assert entry.reason == "editing plan"
+    assert entry.details["version"] == plan.current_version
