@@ -156,12 +156,17 @@ def _take_back_top_up(
     )
 
 
+def _dedupe_key(kind: str, payment: Payment, key: str) -> str:
+    """The outbox dedupe key of one Stripe call for this payment (see `_enqueue`)."""
+    return f"{kind}:payment:{payment.id}:{key}"
+
+
 def _enqueue(kind: str, payment: Payment, key: str, **payload: Any) -> None:
     outbox.enqueue(
         kind,
         payload={"payment_id": payment.id, **payload},
         council_id=payment.council_id,
-        dedupe_key=f"{kind}:payment:{payment.id}:{key}",
+        dedupe_key=_dedupe_key(kind, payment, key),
     )
 
 
@@ -317,7 +322,7 @@ def not_collected(payment: Payment) -> bool:
 
 def authorisation_queued(payment: Payment) -> bool:
     """Whether this attempt's authorisation is still waiting in the outbox (an outage)."""
-    key = f"stripe.authorise:payment:{payment.id}:attempt-{payment.attempt}"
+    key = _dedupe_key("stripe.authorise", payment, f"attempt-{payment.attempt}")
     return (
         db.session.scalar(
             select(OutboxMessage.id).where(
@@ -439,7 +444,7 @@ def submit_card(payment: Payment, *, payment_method_id: str, actor: User, now: d
     payment = lock_payment(payment.id)
     if payment.backend != STRIPE:
         raise PaymentNotOpen("Card payments are not switched on for this service.")
-    if payment.status not in (PaymentStatus.AWAITING_CARD, PaymentStatus.FAILED):
+    if payment.status not in NEEDS_CARD:
         raise PaymentNotOpen("This payment does not need a card now.")
     payment_method_id = payment_method_id.strip()
     if PAYMENT_METHOD_ID.fullmatch(payment_method_id) is None:
