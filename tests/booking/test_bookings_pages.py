@@ -367,6 +367,9 @@ def test_taken_favourite_slot_offers_the_waiting_list(client, setup) -> None:
     text = page.get_data(as_text=True)
     assert "someone has just booked" in text
     assert "Tell me if it frees up" in text
+    # The offer goes by e-mail to a carer with no mobile, so a text is not promised.
+    assert "We can text you" not in text
+    assert "by e-mail if we have no mobile number for you" in text
     data = {
         "worker_id": worker.id,
         "carer_id": carer.id,
