@@ -510,7 +510,12 @@ class BalancePage:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+        return page_count(self.total, self.per_page)
+
+
+def page_count(total: int, per_page: int) -> int:
+    """How many pages `total` rows fill (at least one, so an empty table has a page)."""
+    return max(1, -(-total // per_page))
 
 
 def _ledger_sums() -> Any:
@@ -566,15 +571,17 @@ def carer_balances(
         .outerjoin(sums, sums.c.budget_id == Budget.id)
         .where(User.council_id == council_id)
     )
-    total = db.session.scalar(
-        select(func.count())
-        .select_from(User)
-        .join(UserRole, and_(UserRole.user_id == User.id, UserRole.role == Role.CARER))
-        .where(User.council_id == council_id)
+    total = int(
+        db.session.scalar(
+            select(func.count())
+            .select_from(User)
+            .join(UserRole, and_(UserRole.user_id == User.id, UserRole.role == Role.CARER))
+            .where(User.council_id == council_id)
+        )
+        or 0
     )
     # Any page number past the end (or below 1) shows the nearest real page.
-    pages = max(1, -(-int(total or 0) // per_page))
-    page = min(max(1, page), pages)
+    page = min(max(1, page), page_count(total, per_page))
     rows = db.session.execute(
         base.order_by(key, User.id).limit(per_page).offset((page - 1) * per_page)
     ).all()
@@ -591,7 +598,7 @@ def carer_balances(
         ],
         page=page,
         per_page=per_page,
-        total=int(total or 0),
+        total=total,
         sort=sort,
         direction=direction,
     )
@@ -1098,7 +1105,6 @@ class SpendRow:
     label: str
     spent_pence: int
     breaks: int
-    worker_id: int | None = None
 
 
 @dataclass
@@ -1109,10 +1115,6 @@ class SpendReport:
     by_worker: list[SpendRow]
     by_support: list[SpendRow]
     total_pence: int
-
-    @property
-    def largest_month_pence(self) -> int:
-        return max([row.spent_pence for row in self.by_month] + [0])
 
 
 def _months(start: date, end: date) -> list[date]:
@@ -1165,7 +1167,6 @@ def spend_report(council_id: int, *, start: date, end: date) -> SpendReport:
                 f"{label} (worker {key_id})" if label in shared and key_id else label,
                 spent[(key_id, label)],
                 breaks[(key_id, label)],
-                worker_id=key_id,
             )
             for key_id, label in spent
         ]
