@@ -305,7 +305,21 @@ def lookup_pin(
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     council_id = operator.council_id if operator else None
-    _check_limits(channel=channel, operator=operator, caller_number=caller_number, now=now)
+    try:
+        _check_limits(channel=channel, operator=operator, caller_number=caller_number, now=now)
+    except TooManyAttempts:
+        # Refused unchecked, but still a lookup: audited. No PinAttempt row, so the
+        # pause does not grow while it lasts.
+        audit.record(
+            "emergency.pin_lookup_miss",
+            actor=operator,
+            council_id=council_id,
+            ip_address=ip_address,
+            reason="refused",
+            details={"channel": channel, "caller_number": caller_number, "outcome": "refused"},
+        )
+        db.session.commit()
+        raise
     miss = {
         "channel": channel,
         "operator": operator,

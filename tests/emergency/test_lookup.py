@@ -292,3 +292,45 @@ def test_an_operator_locked_out_is_told_how_long_and_what_to_do(
     assert re.search(r"paused for about \d+ minutes \(until \d", html)
     assert "Ask another operator" in html
     assert scene.council.duty_team_phone in html
+
+
+def test_a_lookup_refused_by_a_lockout_is_audited_and_does_not_extend_it(
+    client: FlaskClient, now: datetime
+) -> None:
+    """A PIN tried while locked out is not checked, but it is still a lookup: audited
+    (who, from where, refused), and the lockout ends when it would have."""
+    from emergency.models import PinAttempt
+
+    scene = make_scene()
+    issued = make_card(scene, make_plan(scene, now=now), now=now)
+    for pin in _valid_unknown_pins(5, avoid=issued.pin):
+        with pytest.raises(services.UnknownPin):
+            _lookup(pin, now, caller="+447911000111")
+    attempts = db.session.query(PinAttempt).count()
+    with pytest.raises(services.TooManyAttempts):
+        _lookup(issued.pin, now + timedelta(minutes=14), caller="+447911000111")
+    refused = db.session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.action == "emergency.pin_lookup_miss", AuditEntry.reason == "refused"
+        )
+    ).all()
+    assert len(refused) == 1
+    assert refused[0].details["caller_number"] == "+447911000111"
+    assert refused[0].details["channel"] == "phone"
+    assert db.session.query(PinAttempt).count() == attempts
+    later = _lookup(issued.pin, now + timedelta(minutes=16), caller="+447911000111")
+    assert later.card.id == issued.card.id
+
+    for pin in _valid_unknown_pins(20, avoid=issued.pin):
+        client.post("/api/v1/emergency/lookup", json={"pin": pin}, headers=bearer(scene.operator))
+    response = client.post(
+        "/api/v1/emergency/lookup", json={"pin": issued.pin}, headers=bearer(scene.operator)
+    )
+    assert response.status_code == 429
+    [by_operator] = db.session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.reason == "refused", AuditEntry.actor_id == scene.operator.id
+        )
+    ).all()
+    assert by_operator.details["channel"] == "api"
+    assert by_operator.council_id == scene.council.id
