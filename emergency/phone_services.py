@@ -313,21 +313,8 @@ def note_call_arrived(call_sid: str, *, now: datetime) -> None:
     """Remember when a call first reached the line, by Twilio's CallSid. The TSA figures
     count the wait for an operator from here, not from the moment the PIN was typed.
     Later steps of the same call, and replays, keep the first time."""
-    if not call_sid:
-        return
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                ProcessedWebhook(
-                    provider="twilio",
-                    event_id=f"call-arrived:{call_sid}"[:255],
-                    event_type="call-arrived",
-                    received_at=now,
-                )
-            )
-    except IntegrityError:
-        return
-    db.session.commit()
+    if call_sid and _first_delivery(f"call-arrived:{call_sid}", "call-arrived", received_at=now):
+        db.session.commit()
 
 
 def call_arrived_at(call_sid: str | None) -> datetime | None:
@@ -349,18 +336,17 @@ def _pin_miss(miss_id: str | None, outcome: PinOutcome) -> PinResult:
     return PinResult(outcome)
 
 
-def _first_delivery(event_id: str, event_type: str) -> bool:
+def _first_delivery(event_id: str, event_type: str, *, received_at: datetime | None = None) -> bool:
     """Note a Twilio webhook as handled; False when it was handled before (a replay).
 
     Only flushed: the note is committed together with the webhook's effects, so a
     request that failed half-way is not mistaken for a replay when Twilio retries it."""
+    note = ProcessedWebhook(provider="twilio", event_id=event_id[:255], event_type=event_type[:64])
+    if received_at is not None:
+        note.received_at = received_at
     try:
         with db.session.begin_nested():
-            db.session.add(
-                ProcessedWebhook(
-                    provider="twilio", event_id=event_id[:255], event_type=event_type[:64]
-                )
-            )
+            db.session.add(note)
     except IntegrityError:
         return False
     return True
@@ -375,20 +361,9 @@ def record_screen_answer(
     when the caller should be put through. A replay changes nothing."""
     if digits != "1" or not parent_call_sid:
         return False
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                ProcessedWebhook(
-                    provider="twilio",
-                    event_id=_screen_key(parent_call_sid, stage),
-                    event_type="screen-accepted",
-                    received_at=now,
-                )
-            )
-    except IntegrityError:
-        return True  # a replay
-    db.session.commit()
-    return True
+    if _first_delivery(_screen_key(parent_call_sid, stage), "screen-accepted", received_at=now):
+        db.session.commit()
+    return True  # the first time, or a replay of it
 
 
 def _screen_key(call_sid: str, stage: int) -> str:
@@ -905,13 +880,7 @@ def record_status_callback(
     ).lower()
     if not sid or not status:
         return None
-    event_id = f"status:{sid}:{status}"[:255]
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                ProcessedWebhook(provider="twilio", event_id=event_id, event_type="status")
-            )
-    except IntegrityError:
+    if not _first_delivery(f"status:{sid}:{status}", "status"):
         return None  # already recorded
     message = _reported_message(sid, outbox_id)
     if message is None:
@@ -1019,16 +988,8 @@ def handle_sms_reply(
     the yearly check, for every plan that number is a contact on (the check's SMS names
     no carer, so the answer is about the person, not one plan)."""
     phone = _e164(from_number)
-    if message_sid:
-        try:
-            with db.session.begin_nested():
-                db.session.add(
-                    ProcessedWebhook(
-                        provider="twilio", event_id=f"sms:{message_sid}"[:255], event_type="sms"
-                    )
-                )
-        except IntegrityError:
-            return None  # a replay: answered already
+    if message_sid and not _first_delivery(f"sms:{message_sid}", "sms"):
+        return None  # a replay: answered already
     words = _words(body)
     found = emergency_services.find_active_cascade_contact_by_phone(phone, now=now)
     if found is not None:
