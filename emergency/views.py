@@ -544,7 +544,6 @@ def incident(incident_id: int) -> ResponseReturnValue:
 
 def _live_parts(item: Any) -> dict[str, Any]:
     """What changes by itself while an operator watches: the cascade, care, timeline."""
-    _contacts = item.plan_version.contacts  # loads every attempt's contact in one query
     return {
         "incident": item,
         "attempts": services.cascade_attempts(item),

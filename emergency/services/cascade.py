@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app import outbox
 from app.extensions import db
@@ -340,9 +341,11 @@ def find_active_cascade_contact_by_phone(
 
 
 def cascade_attempts(incident: Incident) -> list[CascadeAttempt]:
+    """The cascade's tries in order, each with its contact loaded in the same go."""
     return list(
         db.session.scalars(
             select(CascadeAttempt)
+            .options(selectinload(CascadeAttempt.contact))
             .where(CascadeAttempt.incident_id == incident.id)
             .order_by(CascadeAttempt.id)
         )
