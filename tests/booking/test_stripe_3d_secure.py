@@ -5,6 +5,7 @@ updates our record. Against localstripe, whose 3-D Secure test cards stop at
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -80,6 +81,24 @@ def test_the_carer_is_told_and_the_card_page_offers_the_banks_check(
     detail = client.get(f"/bookings/{made.booking.id}").get_data(as_text=True)
     assert "Your bank needs you to confirm the card payment." in detail
     assert "Confirm the card payment" in detail
+
+
+def test_the_banks_check_script_finds_every_element_it_uses(
+    client: FlaskClient, localstripe: str, now: datetime
+) -> None:
+    """The inline script runs as the page is read, so each element it looks up (the
+    check form it submits after the bank answers, too) must come before it."""
+    made = _needs_confirming(localstripe, now)
+    sign_in(client, made.carer)
+
+    page = client.get(f"/payments/bookings/{made.booking.id}/card").get_data(as_text=True)
+
+    looked_up = set(re.findall(r'getElementById\("([\w-]+)"\)', page))
+    assert {"confirm-with-bank", "check-form", "stripe-unavailable"} <= looked_up
+    for element_id in looked_up:
+        assert page.index(f'id="{element_id}"') < page.index(f'getElementById("{element_id}")'), (
+            element_id
+        )
 
 
 def test_after_the_bank_says_yes_the_check_marks_the_card_reserved(
