@@ -41,13 +41,15 @@ class LookupResult:
     incident: Incident
 
 
-def _misses_since(where: list[object], since: datetime) -> list[datetime]:
-    return list(
-        db.session.scalars(
-            select(PinAttempt.created_at)
-            .where(*where, PinAttempt.outcome.in_(MISS_OUTCOMES), PinAttempt.created_at > since)  # type: ignore[arg-type]
-            .order_by(PinAttempt.created_at.desc())
-        )
+def _nth_newest_miss(where: list[object], since: datetime, n: int) -> datetime | None:
+    """When the n-th newest miss matching `where` since `since` happened, or None when
+    there are fewer: n misses in a window is what locks out or pauses."""
+    return db.session.scalar(
+        select(PinAttempt.created_at)
+        .where(*where, PinAttempt.outcome.in_(MISS_OUTCOMES), PinAttempt.created_at > since)  # type: ignore[arg-type]
+        .order_by(PinAttempt.created_at.desc())
+        .offset(n - 1)
+        .limit(1)
     )
 
 
@@ -63,10 +65,10 @@ def _lock_remaining(where: list[object], limit: int, now: datetime) -> int | Non
     last_hit = _last_hit(where)
     if last_hit is not None and last_hit > since:
         since = last_hit
-    misses = _misses_since(where, since)
-    if len(misses) < limit:
+    nth = _nth_newest_miss(where, since, limit)
+    if nth is None:
         return None
-    unlocks_at = misses[limit - 1] + LOCKOUT
+    unlocks_at = nth + LOCKOUT
     return max(int((unlocks_at - now).total_seconds()) + 1, 1)
 
 
@@ -80,37 +82,11 @@ def _scope_filter(scope: str) -> object:
     return PinAttempt.channel != "phone"
 
 
-def _global_misses(now: datetime, scope: str) -> int:
-    return int(
-        db.session.scalar(
-            select(func.count(PinAttempt.id)).where(
-                _scope_filter(scope),  # type: ignore[arg-type]
-                PinAttempt.outcome.in_(MISS_OUTCOMES),
-                PinAttempt.created_at > now - GLOBAL_WINDOW,
-            )
-        )
-        or 0
-    )
-
-
 def _global_pause_ends(now: datetime, scope: str) -> datetime | None:
     """When the service-wide pause of this scope ends, or None when it is not paused.
     No miss is recorded while paused, so the end does not move."""
-    misses = list(
-        db.session.scalars(
-            select(PinAttempt.created_at)
-            .where(
-                _scope_filter(scope),  # type: ignore[arg-type]
-                PinAttempt.outcome.in_(MISS_OUTCOMES),
-                PinAttempt.created_at > now - GLOBAL_WINDOW,
-            )
-            .order_by(PinAttempt.created_at.desc())
-            .limit(GLOBAL_MISS_LIMIT)
-        )
-    )
-    if len(misses) < GLOBAL_MISS_LIMIT:
-        return None
-    return misses[GLOBAL_MISS_LIMIT - 1] + GLOBAL_WINDOW
+    nth = _nth_newest_miss([_scope_filter(scope)], now - GLOBAL_WINDOW, GLOBAL_MISS_LIMIT)
+    return None if nth is None else nth + GLOBAL_WINDOW
 
 
 def _wait_words(seconds: int, now: datetime) -> str:
@@ -283,7 +259,7 @@ def _record_miss(
             operator=operator, caller_number=caller_number, council_id=council_id, now=now
         )
     scope = _scope_of(channel)
-    if _global_misses(now, scope) >= GLOBAL_MISS_LIMIT:
+    if _global_pause_ends(now, scope) is not None:
         _alert_global_pause(now, scope)
     db.session.commit()
 
