@@ -49,7 +49,12 @@ from emergency.models import (
     PlanVersion,
 )
 from emergency.phone_models import CascadeCall, ContactCheck, MissedCall, RotaEntry
-from emergency.services.cascade import cascade_sms_key, contact_declined, contact_unreachable
+from emergency.services.cascade import (
+    cascade_sms_key,
+    contact_declined,
+    contact_unreachable,
+    waiting_contact,
+)
 
 log = logging.getLogger("emergency.phone")
 
@@ -547,23 +552,6 @@ def cascade_call_path(call: CascadeCall) -> str:
     )
 
 
-def _waiting_contact(incident: Incident) -> Contact | None:
-    """The contact the cascade is waiting on now, if it is running."""
-    if incident.status is not IncidentStatus.OPEN:
-        return None
-    if incident.cascade_status is not CascadeStatus.RUNNING:
-        return None
-    from emergency.models import CascadeAttempt
-
-    attempt = db.session.scalar(
-        select(CascadeAttempt)
-        .where(CascadeAttempt.incident_id == incident.id, CascadeAttempt.outcome == "waiting")
-        .order_by(CascadeAttempt.position.desc())
-        .limit(1)
-    )
-    return attempt.contact if attempt is not None else None
-
-
 def place_cascade_calls(*, now: datetime, max_attempts: int, retry_minutes: int) -> int:
     """Queue the automated calls the running cascades need now. Idempotent.
 
@@ -577,7 +565,7 @@ def place_cascade_calls(*, now: datetime, max_attempts: int, retry_minutes: int)
         )
     )
     for incident in list(incidents):
-        contact = _waiting_contact(incident)
+        contact = waiting_contact(incident)
         if contact is None:
             continue
         calls = _calls_to(incident, contact)
@@ -593,7 +581,7 @@ def place_cascade_calls(*, now: datetime, max_attempts: int, retry_minutes: int)
                 now=now,
                 commit=False,
             )
-            contact = _waiting_contact(incident)
+            contact = waiting_contact(incident)
             if contact is None:
                 continue
             calls = _calls_to(incident, contact)

@@ -180,6 +180,21 @@ def advance_cascades(now: datetime) -> int:
     return moved
 
 
+def waiting_contact(incident: Incident) -> Contact | None:
+    """The contact the cascade is waiting on now, if it is running."""
+    if incident.status is not IncidentStatus.OPEN:
+        return None
+    if incident.cascade_status is not CascadeStatus.RUNNING:
+        return None
+    attempt = db.session.scalar(
+        select(CascadeAttempt)
+        .where(CascadeAttempt.incident_id == incident.id, CascadeAttempt.outcome == "waiting")
+        .order_by(CascadeAttempt.position.desc())
+        .limit(1)
+    )
+    return attempt.contact if attempt is not None else None
+
+
 def _waiting_attempt(incident: Incident, contact: Contact) -> CascadeAttempt | None:
     """The cascade's try of this contact, if the cascade is still waiting on them."""
     if incident.status is not IncidentStatus.OPEN:

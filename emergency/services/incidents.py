@@ -186,24 +186,16 @@ def record_operator_event(
     return add_incident_event(incident, kind=kind, text=text, actor=operator, now=now)
 
 
-def _confirming_contact(incident: Incident, contact_id: int | None) -> Contact | None:
-    """The contact named, or else the one the cascade is waiting on now (if any)."""
-    if contact_id is not None:
-        contact = db.session.get(Contact, contact_id)
-        if contact is None or contact.plan_version_id != incident.plan_version_id:
-            raise EmergencyError(
-                "That person is not a contact in this plan.",
-                code="validation_failed",
-                fields={"contact_id": "Give the id of one of this plan's contacts"},
-            )
-        return contact
-    waiting = db.session.scalar(
-        select(CascadeAttempt)
-        .where(CascadeAttempt.incident_id == incident.id, CascadeAttempt.outcome == "waiting")
-        .order_by(CascadeAttempt.position.desc())
-        .limit(1)
-    )
-    return waiting.contact if waiting is not None else None
+def _named_contact(incident: Incident, contact_id: int) -> Contact:
+    """The plan contact the operator named as confirming."""
+    contact = db.session.get(Contact, contact_id)
+    if contact is None or contact.plan_version_id != incident.plan_version_id:
+        raise EmergencyError(
+            "That person is not a contact in this plan.",
+            code="validation_failed",
+            fields={"contact_id": "Give the id of one of this plan's contacts"},
+        )
+    return contact
 
 
 def _operator_confirmation(
@@ -211,7 +203,12 @@ def _operator_confirmation(
 ) -> IncidentEvent:
     from emergency.services import cascade  # cascade builds on this module
 
-    contact = _confirming_contact(incident, contact_id)
+    # The contact named, or else the one the cascade is waiting on now (if any).
+    contact = (
+        _named_contact(incident, contact_id)
+        if contact_id is not None
+        else cascade.waiting_contact(incident)
+    )
     event = add_incident_event(
         incident,
         kind="contact_confirmed",
