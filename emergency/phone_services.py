@@ -49,6 +49,7 @@ from emergency.models import (
     PlanVersion,
 )
 from emergency.phone_models import CascadeCall, ContactCheck, MissedCall, RotaEntry
+from emergency.pins import pin_hmac
 from emergency.services.cascade import (
     cascade_sms_key,
     contact_declined,
@@ -258,7 +259,9 @@ def check_phone_pin(
     same signed request (same call, same digits) returns the incident it opened; a
     replayed miss (same call, same try, same digits) returns its outcome without counting
     a second miss towards the caller's lockout."""
-    event_id = f"voice-pin:{call_sid}:{digits}"[:255]
+    # Replays are recognised by the PIN's HMAC: a plain PIN is never stored.
+    typed = pin_hmac(digits, pin_key)
+    event_id = f"voice-pin:{call_sid}:{typed}"[:255]
     done = db.session.scalar(
         select(ProcessedWebhook).where(
             ProcessedWebhook.provider == "twilio", ProcessedWebhook.event_id == event_id
@@ -268,7 +271,7 @@ def check_phone_pin(
         incident = db.session.get(Incident, int(done.event_type.split(":", 1)[1]))
         if incident is not None:
             return PinResult(PinOutcome.FOUND, incident)
-    miss_id = f"voice-pin-miss:{call_sid}:{attempt}:{digits}"[:255] if call_sid else None
+    miss_id = f"voice-pin-miss:{call_sid}:{attempt}:{typed}"[:255] if call_sid else None
     if miss_id is not None:
         missed = db.session.scalar(
             select(ProcessedWebhook.event_type).where(

@@ -241,6 +241,27 @@ def test_a_replayed_pin_request_does_not_open_a_second_incident(
     assert first.find("Dial").attrib == second.find("Dial").attrib  # type: ignore[union-attr]
 
 
+def test_a_pin_typed_on_the_keypad_is_never_stored_in_clear(
+    client: FlaskClient, council: Council, now: datetime
+) -> None:
+    """Replays are recognised without keeping the PIN: only its HMAC is stored, as for
+    cards, for a hit and for a miss alike."""
+    from app.models import ProcessedWebhook
+
+    operator_on_duty(council, "+447700900900")
+    card = make_plan_with_card(council, now=now)
+    wrong = mistype(card.pin)
+    signed_post(client, "/twilio/voice/pin?attempt=1", call_params(Digits=wrong))
+    params = call_params(Digits=card.pin)
+    signed_post(client, "/twilio/voice/pin?attempt=2", params)
+    signed_post(client, "/twilio/voice/pin?attempt=2", params)  # a replay
+    assert _incidents() == 1
+    notes = db.session.scalars(select(ProcessedWebhook.event_id)).all()
+    assert any(n.startswith("voice-pin:") for n in notes)
+    assert any(n.startswith("voice-pin-miss:") for n in notes)
+    assert not [n for n in notes if card.pin in n or wrong in n]
+
+
 def test_a_mistyped_pin_gets_a_spoken_retry(
     client: FlaskClient, council: Council, now: datetime
 ) -> None:
