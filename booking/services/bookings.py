@@ -474,6 +474,11 @@ class Quote:
     def covered(self) -> bool:
         return self.top_up_pence == 0
 
+    @property
+    def card_pays_minimum(self) -> bool:
+        """The card part is Stripe's smallest charge, more than the budget is short by."""
+        return self.top_up_pence > self.total_price_pence - max(self.available_pence, 0)
+
 
 def weekly_times(
     starts_at: datetime, ends_at: datetime, weeks: int
@@ -537,7 +542,7 @@ def quote_booking(
         ends_at=ends_at,
         price_pence=price,
         available_pence=available,
-        top_up_pence=max(0, total - max(available, 0)),
+        top_up_pence=payments.card_part_for(price_pence=total, available_pence=available),
         instant=_instant(carer.id, profile),
         cancellation_fee_pence=min(council.cancellation_fee_pence if council else 0, price),
         free_until=starts_at - FREE_CANCELLATION,
@@ -646,7 +651,7 @@ def request_booking(
                 f"This break costs {format_pence(price)} but only {format_pence(available)} "
                 "is left in your budget. Choose a shorter break, or pay the rest by card."
             )
-        top_up_pence = price - available
+        top_up_pence = payments.card_part_for(price_pence=price, available_pence=available)
 
     instant = _instant(carer.id, profile)
     respond_by = min(now + timedelta(hours=profile.response_deadline_hours), starts_at)

@@ -57,6 +57,8 @@ STRIPE = "stripe"
 BACKENDS = (LEDGER, STRIPE)
 # The carer's time to dispute a completed break; the worker is paid after it.
 DISPUTE_WINDOW = timedelta(hours=48)
+# Stripe's smallest card charge in pounds sterling: a card part is never less than this.
+CARD_MINIMUM_PENCE = 30
 ADJUSTMENT_TAG = "card_top_up"
 # The shape of a Stripe PaymentMethod id ("pm_" and letters, digits or "_", as in Stripe's
 # test ids such as pm_card_visa). Anything else is refused before it reaches Stripe.
@@ -244,10 +246,24 @@ def prepare_top_up(
     return payment
 
 
+def card_part_for(*, price_pence: int, available_pence: int) -> int:
+    """What the card pays when the budget cannot cover the price: the shortfall, but at
+    least Stripe's smallest charge (the budget then pays a few pence less), so a carer a
+    few pence short is never asked for a card payment Stripe would refuse."""
+    shortfall = price_pence - max(available_pence, 0)
+    if shortfall <= 0:
+        return 0
+    return min(price_pence, max(shortfall, CARD_MINIMUM_PENCE))
+
+
 def card_share(payment: Payment, *, price_pence: int, charged_pence: int) -> int:
-    """What the card pays of `charged_pence`: the budget pays first, the card the rest."""
+    """What the card pays of `charged_pence`: the budget pays first, the card the rest,
+    and a card part is never below Stripe's smallest charge."""
     budget_part = price_pence - payment.amount_pence
-    return max(0, min(payment.amount_pence, charged_pence - budget_part))
+    share = max(0, min(payment.amount_pence, charged_pence - budget_part))
+    if 0 < share < CARD_MINIMUM_PENCE:
+        share = min(payment.amount_pence, charged_pence, CARD_MINIMUM_PENCE)
+    return share
 
 
 def on_booking_completed(

@@ -155,6 +155,26 @@ def test_insufficient_budget_then_top_up_by_card(people) -> None:
     assert ledger.balance(budget_of(poor)).available_pence == 0
 
 
+def test_a_few_pence_short_pays_stripes_smallest_charge_by_card(people) -> None:
+    """Stripe refuses card charges under 30p: the card part is at least that, and the
+    budget pays a few pence less, so the carer is never stuck re-entering a card."""
+    c, _, worker = people
+    poor = make_carer(c, award=PRICE - 10)
+    quote = service.quote_booking(
+        carer=poor,
+        worker_id=worker.id,
+        starts_at=START,
+        ends_at=END,
+        postcode="LS6 2AB",
+        now=NOW,
+    )
+    assert quote.top_up_pence == 30
+    booking = _book(poor, worker, top_up=True, payment_method_id="pm_card_visa")
+    assert booking.top_up_pence == 30
+    assert booking.budget_pence == PRICE - 30
+    assert ledger.balance(budget_of(poor)).available_pence == 20
+
+
 def test_instant_booking_for_favourite(people) -> None:
     c, carer, _ = people
     worker = make_worker(c, instant=True)

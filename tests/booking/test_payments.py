@@ -50,6 +50,8 @@ def test_top_up_is_recorded_outside_stripe_and_lets_the_hold_cover_the_price(now
         (5000, 2000, 1000, 0),
         (5000, 4999, 2500, 2499),  # nearly all by card
         (5000, 2000, 9000, 2000),  # never more than was authorised
+        (5000, 2000, 3010, 30),  # a card part is never under Stripe's 30p minimum
+        (5000, 20, 5000, 20),  # ... nor more than was authorised
     ],
 )
 def test_the_budget_pays_first_and_the_card_the_rest(

@@ -226,3 +226,15 @@ def test_a_declined_card_is_asked_for_again_on_the_break_page(
     assert "Your bank did not accept the card" in detail
     assert f'href="/payments/bookings/{payment.booking_id}/card"' in detail
     assert "Pay £20.00 by card" in detail
+
+
+def test_a_carer_a_few_pence_short_is_offered_stripes_smallest_charge(
+    client: FlaskClient, stripe_config: dict[str, Any]
+) -> None:
+    place = council()
+    carer = make_carer(place, award=5_990)  # 10p short of the £60.00 break
+    worker = make_worker(place, name="Priya Worker")
+    sign_in(client, carer)
+    page, _ = _check(client, {**FORM, "worker_id": worker.id, "carer_id": carer.id})
+    assert "I will pay £0.30 by card" in page
+    assert "A card payment cannot be less than £0.30, so your budget pays a little less." in page
