@@ -131,6 +131,8 @@ def test_staff_mark_a_difference_resolved_on_the_page(
     assert intent_id in page
     assert f'action="/payments/differences/{row.id}/resolve"' in page
     assert "Mark as resolved" in page
+    assert f'<label class="govuk-label govuk-label--s" for="note-{row.id}">' in page
+    assert f'id="note-{row.id}" name="note"' in page
     done = client.post(
         f"/payments/differences/{row.id}/resolve", data={"note": "Refunded by hand."}
     )
