@@ -34,7 +34,7 @@ after the ledger refund; the hooks only flush, the caller commits.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -444,6 +444,21 @@ def top_up_secured(booking: Booking) -> bool:
     may be asked to accept it."""
     payment = payment_for_booking(booking.id)
     return payment is None or payment.status in (PaymentStatus.AUTHORISED, PaymentStatus.RECORDED)
+
+
+def unsecured_booking_ids(booking_ids: Collection[int]) -> set[int]:
+    """Of these bookings, the ones whose card part is not reserved yet (one query): the
+    worker's list shows them as waiting for the card instead of offering Accept."""
+    if not booking_ids:
+        return set()
+    return set(
+        db.session.scalars(
+            select(Payment.booking_id).where(
+                Payment.booking_id.in_(booking_ids),
+                Payment.status.not_in((PaymentStatus.AUTHORISED, PaymentStatus.RECORDED)),
+            )
+        )
+    )
 
 
 # --- public use cases (one transaction each) ----------------------------------------------

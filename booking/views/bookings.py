@@ -338,9 +338,11 @@ def mine() -> ResponseReturnValue:
 def worker_list() -> ResponseReturnValue:
     now = utcnow()
     bookings = [b for b in service.bookings_of(current_user) if b.worker_id == current_user.id]
+    requests = [b for b in bookings if b.status is BookingStatus.REQUESTED]
     return render_template(
         "booking/bookings/worker_list.html",
-        requests=[b for b in bookings if b.status is BookingStatus.REQUESTED],
+        requests=requests,
+        waiting_for_card=payments.unsecured_booking_ids([b.id for b in requests if b.top_up_pence]),
         upcoming=sorted(
             (b for b in bookings if b.status is BookingStatus.CONFIRMED), key=lambda b: b.starts_at
         ),

@@ -286,6 +286,10 @@ def test_the_worker_cannot_accept_until_the_card_part_is_paid(client, setup) -> 
         payment_backend=payments.STRIPE,
     )
     sign_in(client, worker)
+    accept_form = f'action="/bookings/{booking.id}/accept"'
+    listed = client.get("/bookings/requests").get_data(as_text=True)
+    assert "that payment has not gone through yet" in listed
+    assert accept_form not in listed
     detail = client.get(f"/bookings/{booking.id}").get_data(as_text=True)
     assert "The carer is still paying part of this break by card" in detail
     page = client.post(f"/bookings/{booking.id}/accept", follow_redirects=True)
@@ -301,6 +305,9 @@ def test_the_worker_cannot_accept_until_the_card_part_is_paid(client, setup) -> 
     payment.status = PaymentStatus.AUTHORISED
     db.session.commit()
     assert "still paying part" not in client.get(f"/bookings/{booking.id}").get_data(as_text=True)
+    listed = client.get("/bookings/requests").get_data(as_text=True)
+    assert accept_form in listed
+    assert "that payment has not gone through yet" not in listed
     accepted = client.post(f"/bookings/{booking.id}/accept", follow_redirects=True)
     assert "You have accepted this break" in accepted.get_data(as_text=True)
     db.session.expire_all()
