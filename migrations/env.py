@@ -107,16 +107,49 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            render_item=render_item,
-            include_object=include_object,
-            **conf_args
-        )
+        sqlite = connection.dialect.name == "sqlite"
+        checks = {}
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=False)
+            checks["on_version_apply"] = [_sqlite_foreign_key_check]
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                render_item=render_item,
+                include_object=include_object,
+                **conf_args,
+                **checks,
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                # Alembic commits each migration; what is still open here is only its
+                # last bookkeeping read, which closing the connection would roll back.
+                connection.rollback()
+                _sqlite_foreign_keys(connection, on=True)
+
+
+def _sqlite_foreign_keys(connection, *, on):
+    """The app turns SQLite's foreign keys on for every connection. A batch operation
+    copies a table, drops the old one and renames the copy; with foreign keys on, that
+    DROP would delete (ON DELETE CASCADE) or refuse every row pointing at the table. The
+    pragma is ignored inside a transaction, so it is set on the driver's connection
+    before Alembic begins one."""
+    driver = connection.connection.driver_connection
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    if driver.execute("PRAGMA foreign_keys").fetchone()[0] != int(on):
+        raise RuntimeError("could not switch SQLite's foreign keys for the migrations")
+
+
+def _sqlite_foreign_key_check(ctx, step, **kw):
+    """With foreign keys off, check them all after each migration, inside its
+    transaction, so a migration that leaves a broken key is rolled back."""
+    broken = ctx.connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"{step} left rows with broken foreign keys: {broken[:10]}")
 
 
 if context.is_offline_mode():
