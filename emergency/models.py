@@ -8,7 +8,15 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
@@ -69,7 +77,11 @@ class Plan(Base):
         back_populates="plan", order_by="PlanVersion.number", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (CheckConstraint("current_version >= 1", "version_positive"),)
+    __table_args__ = (
+        CheckConstraint("current_version >= 1", "version_positive"),
+        # Versions point at (id, council_id), so a version is always in its plan's council.
+        Index("uq_emergency_plans_id_council", "id", "council_id", unique=True),
+    )
 
 
 class PlanVersion(Base):
@@ -82,7 +94,8 @@ class PlanVersion(Base):
     __tablename__ = "emergency_plan_versions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    plan_id: Mapped[int] = mapped_column(ForeignKey("emergency_plans.id", ondelete="CASCADE"))
+    plan_id: Mapped[int]
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     number: Mapped[int]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -104,6 +117,14 @@ class PlanVersion(Base):
     )
 
     __table_args__ = (
+        # The plan's council, kept equal to it by the database (issue 2: tenancy).
+        ForeignKeyConstraint(
+            ["plan_id", "council_id"],
+            ["emergency_plans.id", "emergency_plans.council_id"],
+            ondelete="CASCADE",
+        ),
+        # Contacts point at (id, council_id) in turn.
+        Index("uq_emergency_plan_versions_id_council", "id", "council_id", unique=True),
         UniqueConstraint("plan_id", "number", name="uq_emergency_plan_versions_plan_number"),
         CheckConstraint(
             "consent_cared_for IN ('yes', 'no', 'best_interests')", "consent_cared_for_allowed"
@@ -117,9 +138,8 @@ class Contact(Base):
     __tablename__ = "emergency_contacts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    plan_version_id: Mapped[int] = mapped_column(
-        ForeignKey("emergency_plan_versions.id", ondelete="CASCADE"), index=True
-    )
+    plan_version_id: Mapped[int] = mapped_column(index=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     position: Mapped[int]
     name: Mapped[str] = mapped_column(String(200))
     relationship_to_carer: Mapped[str] = mapped_column(String(100))
@@ -133,6 +153,12 @@ class Contact(Base):
     plan_version: Mapped[PlanVersion] = relationship(back_populates="contacts")
 
     __table_args__ = (
+        # The version's council, kept equal to it by the database.
+        ForeignKeyConstraint(
+            ["plan_version_id", "council_id"],
+            ["emergency_plan_versions.id", "emergency_plan_versions.council_id"],
+            ondelete="CASCADE",
+        ),
         UniqueConstraint("plan_version_id", "position", name="uq_emergency_contacts_position"),
     )
 
@@ -256,6 +282,19 @@ class Incident(Base):
     __table_args__ = (
         Index("ix_emergency_incidents_open", "status", "opened_at"),
         CheckConstraint("source IN ('console', 'api', 'phone')", "source_allowed"),
+        # Timeline events, cascade attempts and cascade calls point at (id, council_id),
+        # so each stays in its incident's council.
+        Index("uq_emergency_incidents_id_council", "id", "council_id", unique=True),
+    )
+
+
+def in_incident_council() -> ForeignKeyConstraint:
+    """(incident_id, council_id) points at the incident, so the database refuses a row of
+    an incident's timeline or cascade whose council is not the incident's."""
+    return ForeignKeyConstraint(
+        ["incident_id", "council_id"],
+        ["emergency_incidents.id", "emergency_incidents.council_id"],
+        ondelete="CASCADE",
     )
 
 
@@ -265,9 +304,8 @@ class IncidentEvent(Base):
     __tablename__ = "emergency_incident_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    incident_id: Mapped[int] = mapped_column(
-        ForeignKey("emergency_incidents.id", ondelete="CASCADE"), index=True
-    )
+    incident_id: Mapped[int] = mapped_column(index=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text, default="")
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -277,6 +315,8 @@ class IncidentEvent(Base):
     incident: Mapped[Incident] = relationship(back_populates="events")
     actor: Mapped[User | None] = relationship()
 
+    __table_args__ = (in_incident_council(),)
+
 
 class CascadeAttempt(Base):
     """The cascade's try of one contact: when it was sent, when it times out, and how it
@@ -285,9 +325,8 @@ class CascadeAttempt(Base):
     __tablename__ = "emergency_cascade_attempts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    incident_id: Mapped[int] = mapped_column(
-        ForeignKey("emergency_incidents.id", ondelete="CASCADE"), index=True
-    )
+    incident_id: Mapped[int] = mapped_column(index=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("emergency_contacts.id"))
     position: Mapped[int]
     started_at: Mapped[datetime]
@@ -298,5 +337,6 @@ class CascadeAttempt(Base):
     contact: Mapped[Contact] = relationship()
 
     __table_args__ = (
+        in_incident_council(),
         UniqueConstraint("incident_id", "contact_id", name="uq_emergency_cascade_attempts_pair"),
     )

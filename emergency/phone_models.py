@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
 from app.models import Base, User
+from emergency.models import in_incident_council
 
 
 class RotaEntry(Base):
@@ -45,9 +46,8 @@ class CascadeCall(Base):
     __tablename__ = "phone_cascade_calls"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    incident_id: Mapped[int] = mapped_column(
-        ForeignKey("emergency_incidents.id", ondelete="CASCADE"), index=True
-    )
+    incident_id: Mapped[int] = mapped_column(index=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("emergency_contacts.id"))
     attempt_number: Mapped[int]
     outbox_message_id: Mapped[int | None] = mapped_column(
@@ -62,6 +62,7 @@ class CascadeCall(Base):
     ended_at: Mapped[datetime | None]
 
     __table_args__ = (
+        in_incident_council(),
         UniqueConstraint(
             "incident_id", "contact_id", "attempt_number", name="uq_phone_cascade_calls_attempt"
         ),

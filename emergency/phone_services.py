@@ -602,6 +602,7 @@ def place_cascade_calls(*, now: datetime, max_attempts: int, retry_minutes: int)
                 db.session.add(
                     CascadeCall(
                         incident_id=incident.id,
+                        council_id=incident.council_id,
                         contact_id=contact.id,
                         attempt_number=1,
                         outcome="not_reached",
@@ -673,7 +674,11 @@ def _queue_call_at(
     incident: Incident, contact: Contact, attempt: int, max_attempts: int, now: datetime
 ) -> None:
     call = CascadeCall(
-        incident_id=incident.id, contact_id=contact.id, attempt_number=attempt, created_at=now
+        incident_id=incident.id,
+        council_id=incident.council_id,
+        contact_id=contact.id,
+        attempt_number=attempt,
+        created_at=now,
     )
     db.session.add(call)
     db.session.flush()

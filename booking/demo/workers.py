@@ -97,8 +97,14 @@ def seed_workers(ctx: DemoContext) -> None:
             approved_at=ctx.now,
             reapproval_due=today.replace(year=today.year + 2),
         )
-        profile.skill_rows = [WorkerSkill(skill=s) for s in spec["skills"]]  # type: ignore[attr-defined]
-        profile.language_rows = [WorkerLanguage(language=x) for x in spec["languages"]]  # type: ignore[attr-defined]
+        profile.skill_rows = [
+            WorkerSkill(council_id=ctx.council.id, skill=s)
+            for s in spec["skills"]  # type: ignore[attr-defined]
+        ]
+        profile.language_rows = [
+            WorkerLanguage(council_id=ctx.council.id, language=x)
+            for x in spec["languages"]  # type: ignore[attr-defined]
+        ]
         db.session.add(profile)
         db.session.flush()
         issued = today - timedelta(days=200)
@@ -108,6 +114,7 @@ def seed_workers(ctx: DemoContext) -> None:
                 db.session.add(
                     WorkerCheck(
                         profile_id=profile.id,
+                        council_id=profile.council_id,
                         kind=kind,
                         reference=f"DEMO-{key.upper()}-{kind.value}-{n + 1}",
                         issued_on=issued,
@@ -121,12 +128,17 @@ def seed_workers(ctx: DemoContext) -> None:
             start, end = (time(8, 0), time(20, 0)) if weekday < 5 else (time(10, 0), time(18, 0))
             db.session.add(
                 AvailabilityRule(
-                    profile_id=profile.id, weekday=weekday, start_time=start, end_time=end
+                    profile_id=profile.id,
+                    council_id=profile.council_id,
+                    weekday=weekday,
+                    start_time=start,
+                    end_time=end,
                 )
             )
         db.session.add(
             VettingDecision(
                 profile_id=profile.id,
+                council_id=profile.council_id,
                 decision=DecisionKind.APPROVED,
                 reason="Demo: all checks seen",
                 decided_by_id=ctx.people["officer"].id,

@@ -13,6 +13,7 @@ from datetime import date, datetime, time
 from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     LargeBinary,
     String,
@@ -52,6 +53,16 @@ class DecisionKind(enum.StrEnum):
 class ExceptionKind(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     EXTRA = "extra"
+
+
+def _in_profile_council() -> ForeignKeyConstraint:
+    """(profile_id, council_id) points at the worker's profile, so the database refuses a
+    row whose council is not its worker's (issue 2: every council's record carries its id)."""
+    return ForeignKeyConstraint(
+        ["profile_id", "council_id"],
+        ["worker_profiles.id", "worker_profiles.council_id"],
+        ondelete="CASCADE",
+    )
 
 
 class ProviderOrganisation(Base):
@@ -137,6 +148,9 @@ class WorkerProfile(Base):
             "premiums_not_negative",
         ),
         Index("ix_worker_profiles_search", "council_id", "status", "latitude", "longitude"),
+        # What the rows below point at with (profile_id, council_id), so the database
+        # keeps each of them in its worker's council.
+        Index("uq_worker_profiles_id_council", "id", "council_id", unique=True),
     )
 
     @property
@@ -154,10 +168,12 @@ class WorkerSkill(Base):
     __tablename__ = "worker_skills"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    profile_id: Mapped[int] = mapped_column(ForeignKey("worker_profiles.id", ondelete="CASCADE"))
+    profile_id: Mapped[int]
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     skill: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (
+        _in_profile_council(),
         UniqueConstraint("profile_id", "skill", name="uq_worker_skills_profile_skill"),
         Index("ix_worker_skills_skill", "skill", "profile_id"),
     )
@@ -169,10 +185,12 @@ class WorkerLanguage(Base):
     __tablename__ = "worker_languages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    profile_id: Mapped[int] = mapped_column(ForeignKey("worker_profiles.id", ondelete="CASCADE"))
+    profile_id: Mapped[int]
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     language: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (
+        _in_profile_council(),
         UniqueConstraint("profile_id", "language", name="uq_worker_languages_profile_language"),
         Index("ix_worker_languages_language", "language", "profile_id"),
     )
@@ -184,9 +202,8 @@ class WorkerCheck(Base):
     __tablename__ = "worker_checks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    profile_id: Mapped[int] = mapped_column(
-        ForeignKey("worker_profiles.id", ondelete="CASCADE"), index=True
-    )
+    profile_id: Mapped[int] = mapped_column(index=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     kind: Mapped[CheckKind]
     reference: Mapped[str] = mapped_column(String(200))
     issued_on: Mapped[date]
@@ -196,6 +213,7 @@ class WorkerCheck(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
+        _in_profile_council(),
         CheckConstraint("expires_on IS NULL OR expires_on > issued_on", "expires_after_issue"),
     )
 
@@ -210,15 +228,16 @@ class VettingDecision(Base):
     __tablename__ = "vetting_decisions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    profile_id: Mapped[int] = mapped_column(
-        ForeignKey("worker_profiles.id", ondelete="CASCADE"), index=True
-    )
+    profile_id: Mapped[int] = mapped_column(index=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     decision: Mapped[DecisionKind]
     reason: Mapped[str | None] = mapped_column(Text)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     decided_by: Mapped[User | None] = relationship()
+
+    __table_args__ = (_in_profile_council(),)
 
 
 class AvailabilityRule(Base):
@@ -227,14 +246,14 @@ class AvailabilityRule(Base):
     __tablename__ = "availability_rules"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    profile_id: Mapped[int] = mapped_column(
-        ForeignKey("worker_profiles.id", ondelete="CASCADE"), index=True
-    )
+    profile_id: Mapped[int] = mapped_column(index=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     weekday: Mapped[int]
     start_time: Mapped[time]
     end_time: Mapped[time]
 
     __table_args__ = (
+        _in_profile_council(),
         CheckConstraint("weekday >= 0 AND weekday <= 6", "weekday_in_range"),
         CheckConstraint("end_time > start_time", "ends_after_start"),
     )
@@ -246,15 +265,17 @@ class AvailabilityException(Base):
     __tablename__ = "availability_exceptions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    profile_id: Mapped[int] = mapped_column(
-        ForeignKey("worker_profiles.id", ondelete="CASCADE"), index=True
-    )
+    profile_id: Mapped[int] = mapped_column(index=True)
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     kind: Mapped[ExceptionKind] = mapped_column(default=ExceptionKind.UNAVAILABLE)
     note: Mapped[str | None] = mapped_column(String(200))
 
-    __table_args__ = (CheckConstraint("ends_at > starts_at", "ends_after_start"),)
+    __table_args__ = (
+        _in_profile_council(),
+        CheckConstraint("ends_at > starts_at", "ends_after_start"),
+    )
 
 
 class Favourite(Base):
@@ -263,6 +284,9 @@ class Favourite(Base):
     __tablename__ = "favourites"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The carer's council (which is also the worker's: favourites stay inside one council).
+    # Set by the services that add one; users.council_id may be null, so no composite key.
+    council_id: Mapped[int] = mapped_column(ForeignKey("councils.id"), index=True)
     carer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     worker_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

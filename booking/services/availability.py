@@ -225,6 +225,7 @@ def _add_rules(profile: WorkerProfile, weekly: Sequence[WeeklySlot]) -> None:
         db.session.add(
             AvailabilityRule(
                 profile_id=profile.id,
+                council_id=profile.council_id,
                 weekday=slot.weekday,
                 start_time=slot.start,
                 end_time=slot.end,
@@ -251,6 +252,7 @@ def replace_availability(
         db.session.add(
             AvailabilityException(
                 profile_id=profile.id,
+                council_id=profile.council_id,
                 starts_at=item.starts_at,
                 ends_at=item.ends_at,
                 kind=item.kind,
@@ -303,6 +305,7 @@ def add_exception(
         raise DomainError(HORIZON_MESSAGE + ".", fields={"day": HORIZON_MESSAGE})
     row = AvailabilityException(
         profile_id=profile.id,
+        council_id=profile.council_id,
         starts_at=item.starts_at,
         ends_at=item.ends_at,
         kind=item.kind,

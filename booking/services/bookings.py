@@ -1617,7 +1617,12 @@ def review_booking(
         )
         if favourite is None:
             db.session.add(
-                Favourite(carer_id=booking.carer_id, worker_id=booking.worker_id, created_at=now)
+                Favourite(
+                    council_id=booking.council_id,
+                    carer_id=booking.carer_id,
+                    worker_id=booking.worker_id,
+                    created_at=now,
+                )
             )
     db.session.flush()
     audit.record(

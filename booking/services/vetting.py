@@ -197,6 +197,7 @@ def record_check(
         )
     check = WorkerCheck(
         profile_id=profile.id,
+        council_id=profile.council_id,
         kind=details.kind,
         reference=reference,
         issued_on=details.issued_on,
@@ -242,6 +243,7 @@ def _decide(
     db.session.add(
         VettingDecision(
             profile_id=profile.id,
+            council_id=profile.council_id,
             decision=decision,
             reason=reason,
             decided_by_id=by.id if by is not None else None,

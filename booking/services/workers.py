@@ -542,9 +542,13 @@ def _replace_tags(profile: WorkerProfile, skills: list[str], languages: list[str
     db.session.execute(delete(WorkerLanguage).where(WorkerLanguage.profile_id == profile.id))
     db.session.expire(profile, ["skill_rows", "language_rows"])
     for skill in skills:
-        db.session.add(WorkerSkill(profile_id=profile.id, skill=skill))
+        db.session.add(
+            WorkerSkill(profile_id=profile.id, council_id=profile.council_id, skill=skill)
+        )
     for language in languages:
-        db.session.add(WorkerLanguage(profile_id=profile.id, language=language))
+        db.session.add(
+            WorkerLanguage(profile_id=profile.id, council_id=profile.council_id, language=language)
+        )
     db.session.flush()
 
 
@@ -603,6 +607,10 @@ def toggle_favourite(carer: User, worker_id: int, *, now: datetime) -> bool:
         db.session.delete(existing)
         db.session.commit()
         return False
-    db.session.add(Favourite(carer_id=carer.id, worker_id=worker_id, created_at=now))
+    db.session.add(
+        Favourite(
+            council_id=profile.council_id, carer_id=carer.id, worker_id=worker_id, created_at=now
+        )
+    )
     db.session.commit()
     return True

@@ -70,6 +70,7 @@ def _try_from(incident: Incident, position: int, *, now: datetime) -> None:
         db.session.add(
             CascadeAttempt(
                 incident_id=incident.id,
+                council_id=incident.council_id,
                 contact_id=contact.id,
                 position=contact.position,
                 started_at=now,

@@ -75,6 +75,7 @@ def add_incident_event(
         )
     event = IncidentEvent(
         incident_id=incident.id,
+        council_id=incident.council_id,
         kind=kind,
         text=text.strip(),
         actor_id=actor.id if actor else None,

@@ -226,6 +226,7 @@ def _add_version(
     sensitive["best_interests_record"] = answers["consent"]["best_interests_record"]
     version = PlanVersion(
         plan=plan,
+        council_id=plan.council_id,
         number=number,
         created_by_id=author.id,
         created_at=now,
@@ -241,6 +242,7 @@ def _add_version(
     for position, item in enumerate(answers["contacts"], start=1):
         version.contacts.append(
             Contact(
+                council_id=plan.council_id,
                 position=position,
                 name=item["name"],
                 relationship_to_carer=item["relationship"],

@@ -347,6 +347,7 @@ def _seed(app: Flask, now: datetime) -> Scene:
     db.session.add(
         AvailabilityException(
             profile_id=profile.id,
+            council_id=profile.council_id,
             starts_at=now + timedelta(days=30),
             ends_at=now + timedelta(days=30, hours=8),
             kind=ExceptionKind.UNAVAILABLE,

@@ -299,27 +299,29 @@ def load(
         )
         cur.execute(
             """
-            INSERT INTO worker_skills (profile_id, skill)
-            SELECT %(pb)s + g, (%(skills)s::text[])[1 + (g + j * 3) %% 10]
+            INSERT INTO worker_skills (profile_id, council_id, skill)
+            SELECT %(pb)s + g, %(council)s, (%(skills)s::text[])[1 + (g + j * 3) %% 10]
             FROM generate_series(1, %(nw)s) g, generate_series(0, 2) j
             """,
             common,
         )
         cur.execute(
             """
-            INSERT INTO worker_languages (profile_id, language)
-            SELECT %(pb)s + g, 'english' FROM generate_series(1, %(nw)s) g
+            INSERT INTO worker_languages (profile_id, council_id, language)
+            SELECT %(pb)s + g, %(council)s, 'english' FROM generate_series(1, %(nw)s) g
             UNION ALL
-            SELECT %(pb)s + g, (%(langs)s::text[])[1 + g %% 8]
+            SELECT %(pb)s + g, %(council)s, (%(langs)s::text[])[1 + g %% 8]
             FROM generate_series(1, %(nw)s) g WHERE g %% 3 <> 0
             """,
             common,
         )
         cur.execute(
             """
-            INSERT INTO worker_checks (profile_id, kind, reference, issued_on, expires_on,
-                                       dbs_update_service, recorded_by_id, created_at)
-            SELECT %(pb)s + g, c.kind, 'BENCH-' || g || '-' || c.kind || '-' || c.copy,
+            INSERT INTO worker_checks (profile_id, council_id, kind, reference, issued_on,
+                                       expires_on, dbs_update_service, recorded_by_id,
+                                       created_at)
+            SELECT %(pb)s + g, %(council)s, c.kind,
+                   'BENCH-' || g || '-' || c.kind || '-' || c.copy,
                    %(today)s::date - (30 + g %% 300),
                    CASE WHEN c.years IS NULL THEN NULL
                         ELSE (%(today)s::date - (30 + g %% 300))
@@ -338,9 +340,9 @@ def load(
         )
         cur.execute(
             """
-            INSERT INTO vetting_decisions (profile_id, decision, reason, decided_by_id,
-                                           created_at)
-            SELECT %(pb)s + g, 'approved', 'All checks seen', %(officer)s,
+            INSERT INTO vetting_decisions (profile_id, council_id, decision, reason,
+                                           decided_by_id, created_at)
+            SELECT %(pb)s + g, %(council)s, 'approved', 'All checks seen', %(officer)s,
                    %(now)s - make_interval(days => g %% 300)
             FROM generate_series(1, %(nw)s) g
             """,
@@ -348,11 +350,12 @@ def load(
         )
         cur.execute(
             """
-            INSERT INTO availability_rules (profile_id, weekday, start_time, end_time)
-            SELECT %(pb)s + g, d, time '08:00', time '20:00'
+            INSERT INTO availability_rules (profile_id, council_id, weekday, start_time,
+                                            end_time)
+            SELECT %(pb)s + g, %(council)s, d, time '08:00', time '20:00'
             FROM generate_series(1, %(nw)s) g, generate_series(0, 4) d
             UNION ALL
-            SELECT %(pb)s + g, 5, time '10:00', time '18:00'
+            SELECT %(pb)s + g, %(council)s, 5, time '10:00', time '18:00'
             FROM generate_series(1, %(nw)s) g WHERE g %% 2 = 0
             """,
             common,
@@ -562,10 +565,11 @@ def load(
         cur.execute(
             """
             INSERT INTO emergency_plan_versions (
-                id, plan_id, number, created_by_id, created_at, details_encrypted,
-                key_safe_encrypted, cared_for_postcode, replacement_care_hours,
-                consent_carer, consent_cared_for, consent_recorded_by, consent_recorded_on)
-            SELECT %(pvb)s + c, %(plb)s + c, 1, %(writer)s,
+                id, plan_id, council_id, number, created_by_id, created_at,
+                details_encrypted, key_safe_encrypted, cared_for_postcode,
+                replacement_care_hours, consent_carer, consent_cared_for,
+                consent_recorded_by, consent_recorded_on)
+            SELECT %(pvb)s + c, %(plb)s + c, %(council)s, 1, %(writer)s,
                    %(now)s - make_interval(days => c %% 330), pool.details, pool.key_safe,
                    u.postcode, 72, true, 'yes', 'Bench Planwriter', %(today)s::date - c %% 330
             FROM generate_series(1, %(ncar)s) c
@@ -576,11 +580,11 @@ def load(
         )
         cur.execute(
             """
-            INSERT INTO emergency_contacts (plan_version_id, position, name,
+            INSERT INTO emergency_contacts (plan_version_id, council_id, position, name,
                                             relationship_to_carer, phone, can_step_in,
                                             has_key, availability, consent,
                                             consent_recorded_on)
-            SELECT %(pvb)s + c, p,
+            SELECT %(pvb)s + c, %(council)s, p,
                    (%(first)s::text[])[1 + (c + p) %% 20] || ' Contact',
                    (ARRAY['Daughter', 'Neighbour', 'Friend'])[p],
                    '+447' || lpad((500000000 + c * 2 + p)::text, 9, '0'),

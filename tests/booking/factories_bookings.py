@@ -62,6 +62,7 @@ def make_worker(
             db.session.add(
                 WorkerCheck(
                     profile_id=profile.id,
+                    council_id=council.id,
                     kind=kind,
                     reference=f"T-{worker.id}-{kind.value}-{n}",
                     issued_on=issued,
@@ -71,7 +72,13 @@ def make_worker(
             )
     for weekday in range(7):
         db.session.add(
-            AvailabilityRule(profile_id=profile.id, weekday=weekday, start_time=start, end_time=end)
+            AvailabilityRule(
+                profile_id=profile.id,
+                council_id=council.id,
+                weekday=weekday,
+                start_time=start,
+                end_time=end,
+            )
         )
     db.session.commit()
     return worker

@@ -33,6 +33,7 @@ def add_checks(profile: WorkerProfile, *, issued_on: date, expires_on: date | No
             db.session.add(
                 WorkerCheck(
                     profile_id=profile.id,
+                    council_id=profile.council_id,
                     kind=kind,
                     reference=f"REF-{kind.value}-{n}",
                     issued_on=issued_on,
@@ -79,13 +80,19 @@ def make_worker(
         reapproval_due=today + timedelta(days=700) if approved else None,
         **profile_fields,
     )
-    profile.skill_rows = [WorkerSkill(skill=s) for s in skills]
-    profile.language_rows = [WorkerLanguage(language=x) for x in languages]
+    profile.skill_rows = [WorkerSkill(council_id=council.id, skill=s) for s in skills]
+    profile.language_rows = [WorkerLanguage(council_id=council.id, language=x) for x in languages]
     db.session.add(profile)
     db.session.flush()
     for weekday, start, end in ALL_WEEK if weekly is None else weekly:
         db.session.add(
-            AvailabilityRule(profile_id=profile.id, weekday=weekday, start_time=start, end_time=end)
+            AvailabilityRule(
+                profile_id=profile.id,
+                council_id=council.id,
+                weekday=weekday,
+                start_time=start,
+                end_time=end,
+            )
         )
     db.session.commit()
     if approved:

@@ -360,7 +360,11 @@ def test_taken_favourite_slot_offers_the_waiting_list(client, setup) -> None:
 
     c, carer, worker = setup
     _booking(make_carer(c), worker)
-    db.session.add(Favourite(carer_id=carer.id, worker_id=worker.id, created_at=NOW))
+    db.session.add(
+        Favourite(
+            council_id=carer.council_id, carer_id=carer.id, worker_id=worker.id, created_at=NOW
+        )
+    )
     db.session.commit()
     sign_in(client, carer)
     page = client.post("/bookings/new", data={**FORM, "worker_id": worker.id, "carer_id": carer.id})
@@ -504,7 +508,11 @@ def test_the_waiting_list_offer_link_fills_in_the_form(client, setup) -> None:
     c, carer, worker = setup
     other = make_carer(c)
     taken = _booking(other, worker, confirm=False)
-    db.session.add(Favourite(carer_id=carer.id, worker_id=worker.id, created_at=NOW))
+    db.session.add(
+        Favourite(
+            council_id=carer.council_id, carer_id=carer.id, worker_id=worker.id, created_at=NOW
+        )
+    )
     db.session.commit()
     sign_in(client, carer)
     data = {**FORM, "worker_id": worker.id, "carer_id": carer.id, "address": "7 Wait Road"}

@@ -178,7 +178,11 @@ def test_a_few_pence_short_pays_stripes_smallest_charge_by_card(people) -> None:
 def test_instant_booking_for_favourite(people) -> None:
     c, carer, _ = people
     worker = make_worker(c, instant=True)
-    db.session.add(Favourite(carer_id=carer.id, worker_id=worker.id, created_at=NOW))
+    db.session.add(
+        Favourite(
+            council_id=carer.council_id, carer_id=carer.id, worker_id=worker.id, created_at=NOW
+        )
+    )
     db.session.commit()
     booking = _book(carer, worker)
     assert booking.status is BookingStatus.CONFIRMED
@@ -524,7 +528,11 @@ def test_waiting_list_offers_freed_favourite_slot(people) -> None:
         service.join_waiting_list(
             carer=carer, worker_id=worker.id, starts_at=START, ends_at=END, actor=carer, now=NOW
         )
-    db.session.add(Favourite(carer_id=carer.id, worker_id=worker.id, created_at=NOW))
+    db.session.add(
+        Favourite(
+            council_id=carer.council_id, carer_id=carer.id, worker_id=worker.id, created_at=NOW
+        )
+    )
     db.session.commit()
     entry = service.join_waiting_list(
         carer=carer, worker_id=worker.id, starts_at=START, ends_at=END, actor=carer, now=NOW

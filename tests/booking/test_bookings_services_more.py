@@ -260,7 +260,9 @@ def test_an_instant_booking_waits_for_the_worker_while_the_card_part_is_unsecure
     c, _carer, _worker = people
     worker = make_worker(c, instant=True)
     poor = make_carer(c, award=2000)
-    db.session.add(Favourite(carer_id=poor.id, worker_id=worker.id, created_at=NOW))
+    db.session.add(
+        Favourite(council_id=poor.council_id, carer_id=poor.id, worker_id=worker.id, created_at=NOW)
+    )
     db.session.commit()
     booking = _book(poor, worker, top_up=True, payment_backend=payments.STRIPE)
     assert booking.status is BookingStatus.REQUESTED
@@ -277,7 +279,9 @@ def test_an_instant_booking_waits_for_the_worker_while_the_card_part_is_unsecure
     assert actions == ["booking.requested"]
     # Covered by the budget, the same favourite is still confirmed at once.
     rich = make_carer(c)
-    db.session.add(Favourite(carer_id=rich.id, worker_id=worker.id, created_at=NOW))
+    db.session.add(
+        Favourite(council_id=rich.council_id, carer_id=rich.id, worker_id=worker.id, created_at=NOW)
+    )
     db.session.commit()
     instant = _book(
         rich,

@@ -160,7 +160,7 @@ def test_favourites_first_then_distance(council: Council) -> None:
     near = make_worker(council, today=TODAY, postcode="LS6 1AA")
     far = make_worker(council, today=TODAY, postcode="LS1 1AA")
     assert [r.worker_id for r in _search(carer)] == [near.id, far.id]
-    db.session.add(Favourite(carer_id=carer.id, worker_id=far.id))
+    db.session.add(Favourite(council_id=carer.council_id, carer_id=carer.id, worker_id=far.id))
     db.session.commit()
     results = _search(carer)
     assert [r.worker_id for r in results] == [far.id, near.id]
@@ -182,7 +182,9 @@ def _count_search(council: Council, n: int, sql_count: list[str]) -> int:
         if i % 3 == 0:
             make_booking(worker, carer, START - timedelta(days=1), END - timedelta(days=1))
         if i % 4 == 0:
-            db.session.add(Favourite(carer_id=carer.id, worker_id=worker.id))
+            db.session.add(
+                Favourite(council_id=carer.council_id, carer_id=carer.id, worker_id=worker.id)
+            )
     db.session.commit()
     db.session.expire_all()
     sql_count.clear()

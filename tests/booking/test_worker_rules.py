@@ -46,7 +46,11 @@ def _book(
 
 
 def _favourite(carer: User, worker: User) -> None:
-    db.session.add(Favourite(carer_id=carer.id, worker_id=worker.id, created_at=NOW))
+    db.session.add(
+        Favourite(
+            council_id=carer.council_id, carer_id=carer.id, worker_id=worker.id, created_at=NOW
+        )
+    )
     db.session.commit()
 
 

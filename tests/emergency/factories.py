@@ -140,6 +140,7 @@ def make_worker_free_now(
     db.session.add(
         AvailabilityException(
             profile_id=profile.id,
+            council_id=profile.council_id,
             starts_at=now - timedelta(hours=1),
             ends_at=now + timedelta(days=3),
             kind=ExceptionKind.EXTRA,

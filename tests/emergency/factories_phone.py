@@ -50,6 +50,7 @@ def make_plan_with_card(
     db.session.flush()
     version = PlanVersion(
         plan_id=plan.id,
+        council_id=council.id,
         number=1,
         details_encrypted="not-read-by-the-phone-line",
         consent_carer=True,
@@ -66,6 +67,7 @@ def make_plan_with_card(
     ):
         contact = Contact(
             plan_version_id=version.id,
+            council_id=council.id,
             position=position,
             name=name,
             relationship_to_carer="Neighbour",
