@@ -155,22 +155,33 @@ def rule_problem(
 
 
 def _load(
-    profile_ids: Sequence[int], worker_ids: Sequence[int], starts_at: datetime, ends_at: datetime
+    council_id: int,
+    profile_ids: Sequence[int],
+    worker_ids: Sequence[int],
+    starts_at: datetime,
+    ends_at: datetime,
 ) -> dict[int, _WorkerData]:
-    """Checks, rules, exceptions and nearby live bookings of many workers: four queries."""
+    """Checks, rules, exceptions and nearby live bookings of many workers of one council:
+    four queries."""
     data: dict[int, _WorkerData] = defaultdict(_WorkerData)
     if not profile_ids:
         return data
     for check in db.session.scalars(
-        select(WorkerCheck).where(WorkerCheck.profile_id.in_(profile_ids))
+        select(WorkerCheck).where(
+            WorkerCheck.council_id == council_id, WorkerCheck.profile_id.in_(profile_ids)
+        )
     ):
         data[check.profile_id].checks.append(check)
     for rule in db.session.scalars(
-        select(AvailabilityRule).where(AvailabilityRule.profile_id.in_(profile_ids))
+        select(AvailabilityRule).where(
+            AvailabilityRule.council_id == council_id,
+            AvailabilityRule.profile_id.in_(profile_ids),
+        )
     ):
         data[rule.profile_id].rules.append(rule)
     for item in db.session.scalars(
         select(AvailabilityException).where(
+            AvailabilityException.council_id == council_id,
             AvailabilityException.profile_id.in_(profile_ids),
             AvailabilityException.starts_at < ends_at + timedelta(days=1),
             AvailabilityException.ends_at > starts_at - timedelta(days=1),
@@ -183,6 +194,8 @@ def _load(
     until = max(week_end, ends_at + timedelta(hours=5))
     profile_by_worker = dict(zip(worker_ids, profile_ids, strict=True))
     for booking in db.session.scalars(
+        # Every live booking of the worker, whichever council it is in: their time is
+        # theirs, not a council's.
         select(Booking).where(
             Booking.worker_id.in_(worker_ids),
             Booking.status.in_(LIVE_STATUSES),
@@ -287,10 +300,19 @@ def search_workers(
             nearby.append((profile, distance))
     if not nearby:
         return []
-    data = _load([p.id for p, _ in nearby], [p.user_id for p, _ in nearby], starts_at, ends_at)
+    council_id = carer.council_id
+    assert council_id is not None  # workers were found in the carer's council
+    data = _load(
+        council_id,
+        [p.id for p, _ in nearby],
+        [p.user_id for p, _ in nearby],
+        starts_at,
+        ends_at,
+    )
     favourites = set(
         db.session.scalars(
             select(Favourite.worker_id).where(
+                Favourite.council_id == council_id,
                 Favourite.carer_id == carer.id,
                 Favourite.worker_id.in_([p.user_id for p, _ in nearby]),
             )
@@ -338,7 +360,9 @@ def check_bookable(
     profile = profile_of(worker_id)
     if profile is None or not vetting.is_bookable(profile, now):
         raise WorkerNotBookable("This worker cannot take bookings at the moment.")
-    data = _load([profile.id], [profile.user_id], starts_at, ends_at)[profile.id]
+    data = _load(profile.council_id, [profile.id], [profile.user_id], starts_at, ends_at)[
+        profile.id
+    ]
     if not vetting.is_bookable_with(profile, data.checks, starts_at):
         raise WorkerNotBookable("This worker's checks run out before that date.")
     problem = rule_problem(profile, data, starts_at, ends_at, now, ignore_overlapping=True)
