@@ -71,18 +71,17 @@ def weekly_figures(council_id: int | None, *, now: datetime, weeks: int = 8) -> 
         query = query.where(Incident.council_id == council_id)
     incidents = db.session.scalars(query).all()
     # The first recorded arrival counts (a repeated record must not move the figure).
-    arrivals_query = (
-        select(IncidentEvent.incident_id, func.min(IncidentEvent.created_at))
-        .where(
-            IncidentEvent.kind == "care_arrived",
-            IncidentEvent.incident_id.in_([i.id for i in incidents] or [0]),
-        )
-        .group_by(IncidentEvent.incident_id)
-    )
-    if council_id is not None:
-        arrivals_query = arrivals_query.where(IncidentEvent.council_id == council_id)
     arrivals: dict[int, datetime] = {
-        incident_id: first for incident_id, first in db.session.execute(arrivals_query)
+        incident_id: first
+        for incident_id, first in db.session.execute(
+            select(IncidentEvent.incident_id, func.min(IncidentEvent.created_at))
+            .where(
+                IncidentEvent.kind == "care_arrived",
+                # These incidents are already the council's, so their events are too.
+                IncidentEvent.incident_id.in_([i.id for i in incidents] or [0]),
+            )
+            .group_by(IncidentEvent.incident_id)
+        )
     }
     rows = []
     for offset in range(weeks):
